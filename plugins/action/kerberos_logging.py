@@ -1,0 +1,119 @@
+# Copyright: mailflow.remediation contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of mailflow.remediation.kerberos_logging (KB 979174 step 5)."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.mailflow.remediation.plugins.plugin_utils._action_base import (
+    ArgumentError,
+    ArgumentSpec,
+    MailflowAction,
+    Plan,
+)
+
+SCRIPT = "kerberos_log_level"
+VALUE_PATH = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\Kerberos\Parameters\LogLevel"
+
+# .NET RegistryValueKind names (what the script reports, never localized) and the names administrators use.
+REGISTRY_KINDS = {
+    "DWord": "REG_DWORD",
+    "QWord": "REG_QWORD",
+    "String": "REG_SZ",
+    "ExpandString": "REG_EXPAND_SZ",
+    "MultiString": "REG_MULTI_SZ",
+    "Binary": "REG_BINARY",
+}
+DWORD_MIN = -(2**31)
+DWORD_MAX = 2**32 - 1
+
+
+class ActionModule(MailflowAction):
+    ARTICLE = "KB 979174"
+    STEP = "5"
+    SUBJECT = VALUE_PATH
+    ARGUMENTS: t.ClassVar[ArgumentSpec] = ArgumentSpec(
+        argument_spec=dict(
+            state=dict(type="str", default="present", choices=["present", "absent", "restored"]),
+            level=dict(type="int", choices=[0, 1]),
+            previous=dict(
+                type="dict",
+                options=dict(
+                    exists=dict(type="bool", required=True),
+                    value=dict(type="int"),
+                    kind=dict(type="str"),
+                    key_exists=dict(type="bool"),
+                ),
+                required_if=[("exists", True, ("value",))],
+            ),
+        ),
+        required_if=[("state", "restored", ("previous",))],
+    )
+
+    def check_arguments(self, params: dict[str, t.Any]) -> None:
+        state = params["state"]
+        if params["level"] is not None and state != "present":
+            raise ArgumentError("level", f"only applies to state=present, not state={state}")
+        if params["previous"] is not None and state != "restored":
+            raise ArgumentError("previous", f"only applies to state=restored, not state={state}")
+        previous = params["previous"]
+        if previous and previous["exists"]:
+            if previous["kind"] not in (None, "DWord"):
+                raise ArgumentError(
+                    "previous",
+                    f"only a REG_DWORD LogLevel can be restored; the earlier run found {describe_kind(previous['kind'])}",
+                )
+            if not DWORD_MIN <= previous["value"] <= DWORD_MAX:
+                raise ArgumentError("previous", f"value {previous['value']} does not fit a REG_DWORD")
+
+    def read_state(self, params: dict[str, t.Any]) -> dict[str, t.Any]:
+        return t.cast(dict, self.run_script(SCRIPT, {"action": "read"}))
+
+    def plan(self, params: dict[str, t.Any], before: dict[str, t.Any]) -> Plan:
+        wanted = desired_value(params)
+        if wanted is None:
+            if not before["exists"]:
+                return Plan(expected=before)
+            return Plan(
+                changes=[f"remove {VALUE_PATH} ({render_value(before)})"],
+                expected={**before, "exists": False, "kind": None, "value": None},
+                change_params={"action": "remove"},
+            )
+        if before["exists"] and before["kind"] == "DWord" and before["value"] == wanted:
+            return Plan(expected=before)
+        verb = "replace" if before["exists"] else "create"
+        return Plan(
+            changes=[f"{verb} {VALUE_PATH}: {render_value(before)} -> {wanted} (REG_DWORD)"],
+            expected={"key_exists": True, "exists": True, "kind": "DWord", "value": wanted},
+            change_params={"action": "set", "value": wanted},
+        )
+
+    def apply(self, params: dict[str, t.Any], plan: Plan) -> dict[str, t.Any]:
+        return t.cast(dict, self.run_script(SCRIPT, plan.change_params or {}))
+
+    def render(self, state: dict[str, t.Any]) -> str:
+        return f"{VALUE_PATH} = {render_value(state)}\n"
+
+    def report(self, params: dict[str, t.Any], before: dict[str, t.Any], after: dict[str, t.Any]) -> dict[str, t.Any]:
+        # 'previous' is what a later run with state=restored takes back, so it is returned exactly as read.
+        return {"previous": before, "log_level": after}
+
+
+def desired_value(params: dict[str, t.Any]) -> int | None:
+    """The LogLevel the task asks for, or None when the value should not exist."""
+    if params["state"] == "present":
+        return 1 if params["level"] is None else int(params["level"])
+    if params["state"] == "restored" and params["previous"]["exists"]:
+        return int(params["previous"]["value"])
+    return None
+
+
+def describe_kind(kind: str | None) -> str:
+    return REGISTRY_KINDS.get(kind or "", kind or "no kind")
+
+
+def render_value(state: dict[str, t.Any]) -> str:
+    if not state["exists"]:
+        return "(not set)"
+    return f"{state['value']!r} ({describe_kind(state['kind'])})"

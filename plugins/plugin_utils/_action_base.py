@@ -1,0 +1,139 @@
+# Copyright: mailflow.remediation contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The orchestration every module shares: validate, read, decide, change at most once, report.
+
+Private to the mailflow.remediation collection; not a public API and may change without notice.
+
+A module's action plugin subclasses :class:`MailflowAction`, declares its argument spec and the article step it
+serves, and fills in the hooks ``read_state``, ``plan``, ``apply`` and ``render``. The base guarantees that:
+
+- arguments are validated before the host is touched (a bad argument never costs a round trip);
+- check mode takes the same decision as a real run and writes nothing;
+- the result has one shape: ``changed``, ``diff``, ``article``, ``step``, ``found`` and ``changes``;
+- a change is verified against the state the change script returns, without a third round trip.
+"""
+
+from __future__ import annotations
+
+import abc
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.mailflow.remediation.plugins.plugin_utils._host_script import (
+    HostScriptError,
+    HostUnreachable,
+    run_host_script,
+)
+
+
+class ArgumentSpec(t.TypedDict, total=False):
+    argument_spec: dict[str, t.Any]
+    mutually_exclusive: list[t.Sequence[str]]
+    required_together: list[t.Sequence[str]]
+    required_one_of: list[t.Sequence[str]]
+    required_if: list[t.Sequence[t.Any]]
+    required_by: dict[str, t.Sequence[str]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run decided: the changes in an administrator's words and the state they lead to."""
+
+    changes: list[str] = field(default_factory=list)
+    expected: t.Any = None
+    change_params: dict[str, t.Any] | None = None
+
+
+class ArgumentError(Exception):
+    """A combination of arguments that the argument spec cannot express; names the option at fault."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+
+
+class MailflowAction(ActionBase):
+    """Base of the collection's action plugins."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = True
+    _supports_check_mode = True
+    _supports_async = False
+
+    ARGUMENTS: t.ClassVar[ArgumentSpec]
+    ARTICLE: t.ClassVar[str]
+    STEP: t.ClassVar[str]
+    SUBJECT: t.ClassVar[str]
+
+    # --- hooks -------------------------------------------------------------------------------------------------
+    def check_arguments(self, params: dict[str, t.Any]) -> None:
+        """Raise :class:`ArgumentError` for combinations the spec cannot express. Runs before host contact."""
+
+    @abc.abstractmethod
+    def read_state(self, params: dict[str, t.Any]) -> t.Any:
+        """Read the host's state: one round trip."""
+
+    @abc.abstractmethod
+    def plan(self, params: dict[str, t.Any], before: t.Any) -> Plan:
+        """Decide, without host contact, what to change; the same decision in check mode and for real."""
+
+    @abc.abstractmethod
+    def apply(self, params: dict[str, t.Any], plan: Plan) -> t.Any:
+        """Make the change: one round trip, returning the state after it."""
+
+    @abc.abstractmethod
+    def render(self, state: t.Any) -> str:
+        """The state as the text lines that ``--diff`` shows."""
+
+    def report(self, params: dict[str, t.Any], before: t.Any, after: t.Any) -> dict[str, t.Any]:
+        """Module-specific return values."""
+        return {}
+
+    # --- shared ------------------------------------------------------------------------------------------------
+    def run_script(self, name: str, params: t.Mapping[str, t.Any]) -> t.Any:
+        return run_host_script(self, name, params)
+
+    def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+
+        _, params = self.validate_argument_spec(**self.ARGUMENTS)
+        try:
+            self.check_arguments(params)
+        except ArgumentError as exc:
+            raise AnsibleActionFail(str(exc)) from exc
+
+        result.update(article=self.ARTICLE, step=self.STEP)
+        try:
+            before = self.read_state(params)
+            plan = self.plan(params, before)
+            after = plan.expected if plan.changes else before
+            if plan.changes and not self._task.check_mode:
+                after = self.apply(params, plan)
+                if self.render(after) != self.render(plan.expected):
+                    raise AnsibleActionFail(
+                        f"the host reported '{self.render(after).strip()}' after the change, "
+                        f"expected '{self.render(plan.expected).strip()}'"
+                    )
+        except HostUnreachable as exc:
+            result.update(unreachable=True, msg=str(exc), script=exc.script)
+            return result
+        except HostScriptError as exc:
+            result.update(failed=True, msg=str(exc), script=exc.script)
+            return result
+
+        result.update(
+            changed=bool(plan.changes),
+            found=self.render(before).strip(),
+            changes=plan.changes,
+            diff=dict(
+                before=self.render(before),
+                after=self.render(after),
+                before_header=f"{self.SUBJECT} (before)",
+                after_header=f"{self.SUBJECT} ({'after, check mode' if self._task.check_mode else 'after'})",
+            ),
+        )
+        result.update(self.report(params, before, after))
+        return result

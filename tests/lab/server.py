@@ -1,0 +1,344 @@
+"""The running lab: one WinRM listener per host on 127.0.0.1, a journal of writes, counters, faults, a control API.
+
+Everything binds to 127.0.0.1 and the lab stops by itself when its time limit runs out.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import typing as t
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.lab.auth import CHALLENGES, AuthFailed, ConnectionAuth, install_ntlm_credentials, is_encrypted, parse_authorization
+from tests.lab.fleet import Fleet, HostException, HostState, registry_path
+from tests.lab.scripts import ScriptRefused, decode_command_line, identify
+from tests.lab.twins import TWINS
+from tests.lab.wsman import ShellService, WSManFault, fault_bytes
+
+LOOPBACK = "127.0.0.1"
+SECRET_KEYS = ("password", "private_key", "pfx", "secret")
+
+
+def masked(params: t.Any) -> t.Any:
+    """Parameters as the journal keeps them: anything that looks like a secret is masked."""
+    if isinstance(params, dict):
+        return {k: ("********" if any(s in k.lower() for s in SECRET_KEYS) else masked(v)) for k, v in params.items()}
+    if isinstance(params, list):
+        return [masked(item) for item in params]
+    return params
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    round_trips: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    script_seconds: float = 0.0
+    scripts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class TransportFaults:
+    """Faults of the listener itself, as opposed to host state (set in the fleet file or at run time)."""
+
+    http_500: bool = False
+    delay_seconds: float = 0.0
+    auth_failure: bool = False
+
+
+class HostEndpoint:
+    """One emulated host as the network sees it: its listener, shells, counters and faults."""
+
+    def __init__(self, lab: Lab, state: HostState) -> None:
+        self.lab = lab
+        self.state = state
+        self.counters = Counters()
+        self.faults = TransportFaults()
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), WinRMHandler)
+        self.server.daemon_threads = True
+        self.server.endpoint = self  # type: ignore[attr-defined]
+        self.port = int(self.server.server_address[1])
+        self.shells = ShellService(f"http://{LOOPBACK}:{self.port}/wsman", self.run_script)
+        self.thread = threading.Thread(target=self.server.serve_forever, name=f"lab-{state.name}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}/wsman"
+
+    def run_script(self, command: str, arguments: list[str], stdin: bytes) -> tuple[bytes, bytes, int]:
+        started = time.monotonic()
+        try:
+            received = identify(decode_command_line(command, arguments))
+            twin = TWINS.get(received.name)
+            if twin is None:
+                raise ScriptRefused(f"unknown host script {received.name!r}: the lab has no twin for it")
+            if (received.version, received.sha256) != (twin.version, twin.sha256):
+                raise ScriptRefused(
+                    f"host script {received.name} v{received.version} (sha256 {received.sha256[:16]}) is not the one "
+                    f"its twin was written against (v{twin.version}, sha256 {twin.sha256[:16]}): revisit the twin"
+                )
+        except ScriptRefused as exc:
+            return b"", f"lab: refused: {exc}\r\n".encode(), 1
+
+        self.counters.round_trips += 1
+        self.counters.scripts[twin.name] = self.counters.scripts.get(twin.name, 0) + 1
+        document: dict[str, t.Any] = {"script": twin.name, "version": twin.version}
+
+        def record_write(operation: str, params: dict[str, t.Any]) -> None:
+            self.lab.journal_write(self.state.name, twin.name, operation, params)
+
+        rc = 0
+        with self.lab.fleet.lock:
+            try:
+                try:
+                    params = json.loads(stdin.decode("utf-8") or "{}")
+                except (UnicodeDecodeError, ValueError) as exc:
+                    raise HostException("System.ArgumentException", f"Invalid JSON primitive: {exc}") from exc
+                document.update(ok=True, result=twin.run(self.state, params, record_write))
+            except HostException as exc:
+                document.update(ok=False, error={"type": exc.error_type, "message": exc.message})
+                rc = 1
+        self.counters.script_seconds += time.monotonic() - started
+        # The scripts escape non-ASCII characters, so the output does not depend on the console code page.
+        return (json.dumps(document, ensure_ascii=True, separators=(",", ":")) + "\r\n").encode("ascii"), b"", rc
+
+
+class WinRMHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Microsoft-HTTPAPI/2.0"
+    sys_version = ""
+    timeout = 120
+    server: t.Any
+    auth: ConnectionAuth
+
+    def setup(self) -> None:
+        super().setup()
+        self.auth = ConnectionAuth(self.server.endpoint.lab.fleet.credentials)
+
+    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002 - the signature of the base class
+        """The lab is quiet; what matters is in the journal and the counters."""
+
+    def _reply(self, status: int, body: bytes = b"", content_type: str = "application/soap+xml;charset=UTF-8", headers: t.Sequence[tuple[str, str]] = ()) -> None:
+        endpoint: HostEndpoint = self.server.endpoint
+        endpoint.counters.bytes_out += len(body)
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        if body:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+    def _challenge(self) -> None:
+        self._reply(401, headers=[("WWW-Authenticate", challenge) for challenge in CHALLENGES])
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        endpoint: HostEndpoint = self.server.endpoint
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0") or "0"))
+        endpoint.counters.requests += 1
+        endpoint.counters.bytes_in += len(body)
+        faults = endpoint.faults
+        if faults.delay_seconds:
+            time.sleep(faults.delay_seconds)
+        if self.path.split("?")[0].lower() != "/wsman":
+            self._reply(404)
+            return
+
+        final_headers: list[tuple[str, str]] = []
+        authorization = self.headers.get("Authorization")
+        try:
+            if faults.auth_failure and authorization:
+                raise AuthFailed("authentication failure injected by the lab")
+            if authorization:
+                scheme, token = parse_authorization(authorization)
+                if scheme.lower() == "basic":
+                    self.auth.basic(token)
+                elif scheme.lower() in ("negotiate", "ntlm"):
+                    out_token = self.auth.negotiate_step(scheme, token)
+                    header = f"{self.auth.scheme} {base64.b64encode(out_token).decode()}" if out_token else ""
+                    if not self.auth.established:
+                        self._reply(401, headers=[("WWW-Authenticate", header)])
+                        return
+                    if header:
+                        final_headers.append(("WWW-Authenticate", header))
+                else:
+                    raise AuthFailed(f"unsupported authentication scheme {scheme!r}")
+            elif not self.auth.established:
+                self._challenge()
+                return
+        except AuthFailed:
+            self._challenge()
+            return
+
+        if faults.http_500:
+            self._reply(500, fault_bytes(WSManFault("w:InternalError", "HTTP 500 injected by the lab")))
+            return
+        if not body:
+            # pywinrm authenticates with an empty POST before it encrypts anything.
+            self._reply(200, headers=final_headers)
+            return
+
+        encrypted = is_encrypted(self.headers.get("Content-Type", ""))
+        try:
+            request = self.auth.decrypt(body) if encrypted else body
+        except (AuthFailed, ValueError, IndexError) as exc:
+            self._reply(400, str(exc).encode(), content_type="text/plain")
+            return
+        try:
+            with endpoint.lock:
+                response, status = endpoint.shells.handle(request), 200
+        except WSManFault as fault:
+            response, status = fault_bytes(fault), 500
+        if encrypted:
+            response, content_type = self.auth.encrypt(response)
+            self._reply(status, response, content_type=content_type, headers=final_headers)
+        else:
+            self._reply(status, response, headers=final_headers)
+
+
+class ControlHandler(BaseHTTPRequestHandler):
+    """The lab's own API for tests and the command line: state, journal, counters, faults, stop."""
+
+    protocol_version = "HTTP/1.1"
+    server: t.Any
+
+    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
+        """Quiet."""
+
+    def _json(self, status: int, document: t.Any) -> None:
+        body = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        lab: Lab = self.server.lab
+        parts = [part for part in self.path.split("/") if part]
+        if parts == ["status"]:
+            self._json(200, lab.status())
+        elif parts == ["journal"]:
+            self._json(200, lab.journal_entries())
+        elif parts == ["counters"]:
+            self._json(200, lab.counters())
+        elif len(parts) == 2 and parts[0] == "hosts" and parts[1] in lab.endpoints:
+            with lab.fleet.lock:
+                self._json(200, lab.endpoints[parts[1]].state.snapshot())
+        else:
+            self._json(404, {"error": f"no such resource {self.path}"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        lab: Lab = self.server.lab
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0") or "0"))
+        parts = [part for part in self.path.split("/") if part]
+        try:
+            document = json.loads(body or b"{}")
+            if parts == ["stop"]:
+                self._json(200, {"stopping": True})
+                threading.Thread(target=lab.stop, daemon=True).start()
+            elif parts == ["reset"]:
+                lab.reset_observations()
+                self._json(200, {"reset": True})
+            elif len(parts) == 2 and parts[0] == "faults" and parts[1] in lab.endpoints:
+                lab.set_faults(parts[1], document)
+                self._json(200, {"faults": document})
+            else:
+                self._json(404, {"error": f"no such resource {self.path}"})
+        except (ValueError, TypeError) as exc:
+            self._json(400, {"error": str(exc)})
+
+
+class Lab:
+    """A fleet served on loopback. ``start()`` returns once every listener is up."""
+
+    def __init__(self, fleet: Fleet, *, ttl_seconds: float = 3600.0) -> None:
+        self.fleet = fleet
+        self.ttl_seconds = ttl_seconds
+        self.journal: list[dict[str, t.Any]] = []
+        self._journal_lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.credential_file = install_ntlm_credentials(fleet.credentials)
+        self.endpoints = {name: HostEndpoint(self, state) for name, state in fleet.hosts.items()}
+        self.control = ThreadingHTTPServer((LOOPBACK, 0), ControlHandler)
+        self.control.daemon_threads = True
+        self.control.lab = self  # type: ignore[attr-defined]
+        self.started_at = time.time()
+        self._timer = threading.Timer(ttl_seconds, self.stop)
+        self._timer.daemon = True
+
+    def start(self) -> Lab:
+        for endpoint in self.endpoints.values():
+            endpoint.thread.start()
+        threading.Thread(target=self.control.serve_forever, name="lab-control", daemon=True).start()
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        self._timer.cancel()
+        for endpoint in self.endpoints.values():
+            endpoint.server.shutdown()
+            endpoint.server.server_close()
+        self.control.shutdown()
+        self.control.server_close()
+
+    def status(self) -> dict[str, t.Any]:
+        return {
+            "fleet": self.fleet.name,
+            "control_port": int(self.control.server_address[1]),
+            "expires_at": self.started_at + self.ttl_seconds,
+            "credentials": {"domain": self.fleet.credentials.domain, "username": self.fleet.credentials.username},
+            "hosts": {
+                name: {"port": endpoint.port, "url": endpoint.url, "fqdn": endpoint.state.fqdn, "roles": endpoint.state.roles}
+                for name, endpoint in self.endpoints.items()
+            },
+        }
+
+    def journal_write(self, host: str, script: str, operation: str, params: dict[str, t.Any]) -> None:
+        with self._journal_lock:
+            self.journal.append(
+                {
+                    "seq": len(self.journal) + 1,
+                    "time": time.time(),
+                    "host": host,
+                    "script": script,
+                    "operation": operation,
+                    "params": masked(params),
+                }
+            )
+
+    def journal_entries(self) -> list[dict[str, t.Any]]:
+        with self._journal_lock:
+            return list(self.journal)
+
+    def counters(self) -> dict[str, t.Any]:
+        return {name: vars(endpoint.counters) for name, endpoint in self.endpoints.items()}
+
+    def reset_observations(self) -> None:
+        with self._journal_lock:
+            self.journal.clear()
+        for endpoint in self.endpoints.values():
+            endpoint.counters = Counters()
+
+    def set_faults(self, host: str, faults: dict[str, t.Any]) -> None:
+        """Merge faults into a host; unknown names are an error, so a test cannot set a fault that does nothing."""
+        endpoint = self.endpoints[host]
+        for name, value in faults.items():
+            if name == "registry_write_denied":
+                with self.fleet.lock:
+                    endpoint.state.registry_write_denied = {registry_path(key) for key in value or []}
+            elif name in vars(endpoint.faults):
+                setattr(endpoint.faults, name, type(getattr(endpoint.faults, name))(value or 0))
+            else:
+                raise ValueError(f"unknown fault {name!r}")

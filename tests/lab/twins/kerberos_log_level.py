@@ -1,0 +1,51 @@
+"""Twin of plugins/plugin_utils/host_scripts/kerberos_log_level.ps1 (reviewed against v1)."""
+
+from __future__ import annotations
+
+import typing as t
+
+from tests.lab.fleet import HostException, HostState
+
+VERSION = 1
+SHA256 = "fe5de33bec31587ab38e95df8bf6fe35b206ca548d3a9906d4f4ed447aff588d"
+
+KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\Kerberos\Parameters"
+VALUE = "LogLevel"
+INT32 = range(-(2**31), 2**31)
+
+
+def _find(values: dict[str, tuple[str, t.Any]]) -> str | None:
+    # Value names are case-insensitive, as GetValueNames() -contains compares them.
+    return next((name for name in values if name.lower() == VALUE.lower()), None)
+
+
+def run(host: HostState, params: dict[str, t.Any], record_write: t.Callable[[str, dict[str, t.Any]], None]) -> dict[str, t.Any]:
+    action = params.get("action")
+    if action == "set":
+        value = params.get("value")
+        # [int]$params.value: PowerShell converts numbers and numeric strings, and refuses the rest.
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit() or int(value) not in INT32:
+            raise HostException("System.Management.Automation.PSInvalidCastException", f'Cannot convert value "{value}" to type "System.Int32".')
+        values = host.writable_registry_key(KEY, create=True)
+        assert values is not None
+        existing = _find(values)
+        if existing is not None:
+            del values[existing]
+        values[VALUE] = ("DWord", int(value))
+        record_write("set", {"key": KEY, "value_name": VALUE, "kind": "DWord", "value": int(value)})
+    elif action == "remove":
+        values = host.writable_registry_key(KEY, create=False)
+        existing = _find(values) if values is not None else None
+        if values is not None and existing is not None:
+            del values[existing]
+            record_write("remove", {"key": KEY, "value_name": VALUE})
+    elif action != "read":
+        raise HostException("System.ArgumentException", "action must be read, set or remove")
+
+    values = host.registry_key(KEY)
+    state: dict[str, t.Any] = {"key_exists": values is not None, "exists": False, "kind": None, "value": None}
+    existing = _find(values) if values is not None else None
+    if values is not None and existing is not None:
+        kind, value = values[existing]
+        state.update(exists=True, kind=kind, value=value)
+    return state
