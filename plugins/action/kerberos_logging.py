@@ -25,8 +25,9 @@ REGISTRY_KINDS = {
     "MultiString": "REG_MULTI_SZ",
     "Binary": "REG_BINARY",
 }
+# GetValue returns a REG_DWORD as System.Int32, and the script writes [int]: previous values live in that range.
 DWORD_MIN = -(2**31)
-DWORD_MAX = 2**32 - 1
+DWORD_MAX = 2**31 - 1
 
 
 class ActionModule(MailflowAction):
@@ -60,10 +61,8 @@ class ActionModule(MailflowAction):
         previous = params["previous"]
         if previous and previous["exists"]:
             if previous["kind"] not in (None, "DWord"):
-                raise ArgumentError(
-                    "previous",
-                    f"only a REG_DWORD LogLevel can be restored; the earlier run found {describe_kind(previous['kind'])}",
-                )
+                found = describe_kind(previous["kind"])
+                raise ArgumentError("previous", f"only a REG_DWORD LogLevel can be restored; an earlier run found {found}")
             if not DWORD_MIN <= previous["value"] <= DWORD_MAX:
                 raise ArgumentError("previous", f"value {previous['value']} does not fit a REG_DWORD")
 

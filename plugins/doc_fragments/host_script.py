@@ -24,6 +24,7 @@ attributes:
     support: full
     description: Shows the state before and after (predicted, in check mode).
   platform:
+    support: full
     platforms: windows
     description: Targets Windows hosts over WinRM or PSRP.
 """

@@ -57,7 +57,7 @@ seealso:
     description: The article whose step 5 this module automates.
     link: https://learn.microsoft.com/troubleshoot/exchange/mail-flow/454-4-7-0-temporary-authentication-failure
 author:
-  - mailflow.remediation contributors
+  - mailflow.remediation maintainers (@mailflow-remediation)
 """
 
 EXAMPLES = r"""
@@ -98,7 +98,9 @@ changes:
   returned: success
   type: list
   elements: str
-  sample: ["create HKLM\\SYSTEM\\CurrentControlSet\\Control\\Lsa\\Kerberos\\Parameters\\LogLevel: (not set) -> 1 (REG_DWORD)"]
+  sample:
+    - "create HKLM\\SYSTEM\\CurrentControlSet\\Control\\Lsa\\Kerberos\\Parameters\\LogLevel:
+      (not set) -> 1 (REG_DWORD)"
 previous:
   description: The value as found before the task; pass it to O(previous) to restore it later.
   returned: success

@@ -99,7 +99,12 @@ class MailflowAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
 
-        _, params = self.validate_argument_spec(**self.ARGUMENTS)
+        try:
+            params = self.validate_argument_spec(**self.ARGUMENTS)[1]
+        except AnsibleActionFail as exc:
+            # ansible-core names an action plugin by its Python path; administrators know the module by its FQCN.
+            fqcn = self._task.resolved_action or self._task.action
+            raise AnsibleActionFail(str(exc.message).replace(f"({self._load_name})", f"({fqcn})")) from exc
         try:
             self.check_arguments(params)
         except ArgumentError as exc:

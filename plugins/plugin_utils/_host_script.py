@@ -78,7 +78,7 @@ def excerpt_of(text: str, limit: int = EXCERPT_LIMIT) -> str:
     return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_host_script(name: str) -> HostScript:
     """Read ``host_scripts/NAME.ps1`` and check that its header names it."""
     path = SCRIPT_DIR / f"{name}.ps1"
@@ -93,7 +93,9 @@ def parse_script_output(script: HostScript, *, rc: int, stdout: str, stderr: str
     """Turn what the host printed into the script's result, or raise the one matching failure."""
     document = _find_document(stdout)
     if document is None:
-        raise HostScriptBadOutput(script.name, "output that is not its JSON document", rc=rc, stdout=stdout, stderr=stderr)
+        raise HostScriptBadOutput(
+            script.name, "output that is not its JSON document", rc=rc, stdout=stdout, stderr=stderr
+        )
     if document.get("script") != script.name or document.get("version") != script.version:
         raise HostScriptBadOutput(
             script.name,

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 HEADER_PATTERN = re.compile(r"^# mailflow-host-script: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
 ANSIBLE_PREFIX = "Set-StrictMode -Version Latest"
 ANSIBLE_SUFFIX = (
-    "If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) { exit $LASTEXITCODE } Else { exit 1 } }"
+    "If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) "
+    "{ exit $LASTEXITCODE } Else { exit 1 } }"
 )
 
 

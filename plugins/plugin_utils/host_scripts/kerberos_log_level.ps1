@@ -9,6 +9,13 @@ $scriptVersion = 1
 $keyPath = 'SYSTEM\CurrentControlSet\Control\Lsa\Kerberos\Parameters'
 $valueName = 'LogLevel'
 
+function ConvertTo-AsciiJson([object]$Document) {
+    # Non-ASCII characters (a Swedish or German exception message) are escaped, so the document reaches the
+    # controller intact whatever the console code page of the WinRM shell.
+    $json = ConvertTo-Json -InputObject $Document -Compress -Depth 5
+    [regex]::Replace($json, '[^\x00-\x7F]', { param($match) '\u{0:x4}' -f [int][char]$match.Value })
+}
+
 try {
     $params = (@($input) -join "`n") | ConvertFrom-Json
 
@@ -57,7 +64,7 @@ try {
     }
 
     $document = [ordered]@{ script = $scriptName; version = $scriptVersion; ok = $true; result = $state }
-    Write-Output (ConvertTo-Json -InputObject $document -Compress -Depth 5)
+    Write-Output (ConvertTo-AsciiJson $document)
 }
 catch {
     $document = [ordered]@{
@@ -66,6 +73,6 @@ catch {
         ok = $false
         error = [ordered]@{ type = $_.Exception.GetType().FullName; message = $_.Exception.Message }
     }
-    Write-Output (ConvertTo-Json -InputObject $document -Compress -Depth 5)
+    Write-Output (ConvertTo-AsciiJson $document)
     exit 1
 }

@@ -38,4 +38,4 @@ TWINS: dict[str, Twin] = {
     )
 }
 
-__all__ = ["TWINS", "Twin", "HostException", "RecordWrite"]
+__all__ = ["TWINS", "HostException", "RecordWrite", "Twin"]

@@ -7,7 +7,7 @@ import typing as t
 from tests.lab.fleet import HostException, HostState
 
 VERSION = 1
-SHA256 = "fe5de33bec31587ab38e95df8bf6fe35b206ca548d3a9906d4f4ed447aff588d"
+SHA256 = "319411e2a0bb2372e130d76f8ceb417b4fa6ba99664182c403bf701a46675cd3"
 
 KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\Kerberos\Parameters"
 VALUE = "LogLevel"
@@ -19,13 +19,23 @@ def _find(values: dict[str, tuple[str, t.Any]]) -> str | None:
     return next((name for name in values if name.lower() == VALUE.lower()), None)
 
 
-def run(host: HostState, params: dict[str, t.Any], record_write: t.Callable[[str, dict[str, t.Any]], None]) -> dict[str, t.Any]:
+def run(
+    host: HostState, params: dict[str, t.Any], record_write: t.Callable[[str, dict[str, t.Any]], None]
+) -> dict[str, t.Any]:
     action = params.get("action")
     if action == "set":
         value = params.get("value")
         # [int]$params.value: PowerShell converts numbers and numeric strings, and refuses the rest.
-        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit() or int(value) not in INT32:
-            raise HostException("System.Management.Automation.PSInvalidCastException", f'Cannot convert value "{value}" to type "System.Int32".')
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, str))
+            or not str(value).lstrip("-").isdigit()
+            or int(value) not in INT32
+        ):
+            raise HostException(
+                "System.Management.Automation.PSInvalidCastException",
+                f'Cannot convert value "{value}" to type "System.Int32".',
+            )
         values = host.writable_registry_key(KEY, create=True)
         assert values is not None
         existing = _find(values)

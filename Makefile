@@ -1,0 +1,35 @@
+# mailflow.remediation: the two commands of the README, and the pieces they are made of.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint typecheck pytest ansible-lint sanity clean
+
+setup:
+	PYTHON=$(PYTHON) tools/setup.sh
+
+## The main job against the lab: audit in check mode, remediate, audit again, report.
+demo: setup
+	$(BIN)/python -m tests.lab.demo
+
+## Every test and quality gate; CI runs exactly this.
+test: setup lint typecheck pytest ansible-lint sanity
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy plugins tests tools
+
+pytest: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+ansible-lint: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --nocolor
+
+sanity: setup
+	PYTHON=$(PYTHON) tools/sanity.sh
+
+clean:
+	rm -rf $(VENV) .venv-sanity .collections .cache build

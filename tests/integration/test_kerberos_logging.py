@@ -1,0 +1,112 @@
+"""kerberos_logging end to end: ansible-playbook -> winrm (NTLM, message encryption) -> the lab.
+
+The rhythm of every module's integration test: check mode -> apply -> apply again -> read back -> assert, with the
+lab's journal proving that check mode wrote nothing and its counters proving that bad input cost no round trip.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+from tests.integration.conftest import PlaybookRunner
+
+pytestmark = pytest.mark.integration
+
+MODULE = "mailflow.remediation.kerberos_logging"
+KEY = r"HKLM\SYSTEM\CURRENTCONTROLSET\CONTROL\LSA\KERBEROS\PARAMETERS"
+
+
+def task(name: str, args: dict[str, t.Any] | None = None, **keywords: t.Any) -> dict[str, t.Any]:
+    return {"name": name, MODULE: args or {}, "register": name.replace(" ", "_"), **keywords}
+
+
+def log_level(playbook: PlaybookRunner) -> t.Any:
+    return playbook.lab.host("ex01")["registry"][KEY].get("LogLevel")
+
+
+def test_check_apply_idempotent_readback_absent_restored(playbook: PlaybookRunner) -> None:
+    run = playbook.run(
+        [
+            task("audit", check_mode=True, diff=True),
+            task("enable"),
+            task("enable again"),
+            task("read back", check_mode=True),
+            task("remove", {"state": "absent"}),
+            task("restore enabled", {"state": "restored", "previous": "{{ read_back.previous }}"}),
+            task("restore original", {"state": "restored", "previous": "{{ audit.previous }}"}),
+        ]
+    )
+    assert run.rc == 0, run.stdout + run.stderr
+    audit, enable, again, read_back, remove, restore_enabled, restore_original = (
+        run.task(name)["result"]
+        for name in ("audit", "enable", "enable again", "read back", "remove", "restore enabled", "restore original")
+    )
+    assert audit["changed"] is True and audit["previous"]["exists"] is False
+    assert "LogLevel = 1 (REG_DWORD)" in audit["diff"]["after"] and "(not set)" in audit["diff"]["before"]
+    assert enable["changed"] is True and enable["log_level"] == {
+        "key_exists": True,
+        "exists": True,
+        "kind": "DWord",
+        "value": 1,
+    }
+    assert again["changed"] is False and again["changes"] == []
+    assert read_back["changed"] is False and read_back["previous"]["value"] == 1
+    assert remove["changed"] is True and remove["log_level"]["exists"] is False
+    assert restore_enabled["changed"] is True and restore_enabled["log_level"]["value"] == 1
+    assert restore_original["changed"] is True and restore_original["log_level"]["exists"] is False
+    assert log_level(playbook) is None
+
+    operations = [(entry["operation"], entry["params"].get("value")) for entry in playbook.lab.journal()]
+    # check mode (audit, read back) and the idempotent run wrote nothing: exactly the four real changes are journaled.
+    assert operations == [("set", 1), ("remove", None), ("set", 1), ("remove", None)]
+    trips = playbook.lab.counters()["ex01"]["round_trips"]
+    assert trips == 7 + 4  # one read per task, one change per task that changed
+
+
+def test_check_mode_alone_writes_nothing(playbook: PlaybookRunner) -> None:
+    run = playbook.run([task("audit", {"level": 1})], extra_args=["--check", "--diff"])
+    assert run.rc == 0
+    assert run.task("audit")["result"]["changed"] is True
+    assert (
+        "+HKLM\\SYSTEM\\CurrentControlSet\\Control\\Lsa\\Kerberos\\Parameters\\LogLevel = 1 (REG_DWORD)" in run.stdout
+    )
+    assert playbook.lab.journal() == []
+    assert log_level(playbook) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"state": "on"}, "value of state must be one of: present, absent, restored, got: on"),
+        ({"level": 2}, "value of level must be one of: 0, 1, got: 2"),
+        ({"level": "verbose"}, "level"),
+        ({"state": "restored"}, "state is restored but all of the following are missing: previous"),
+        ({"loglevel": 1}, "Unsupported parameters for (mailflow.remediation.kerberos_logging) module: loglevel"),
+        ({"state": "absent", "level": 0}, "level: only applies to state=present"),
+    ],
+)
+def test_bad_input_fails_naming_the_option_without_any_round_trip(
+    playbook: PlaybookRunner, args: dict[str, t.Any], message: str
+) -> None:
+    run = playbook.run([task("bad", args)])
+    result = run.task("bad")
+    assert result["status"] == "failed"
+    assert message in result["result"]["msg"]
+    counters = playbook.lab.counters()["ex01"]
+    assert counters["requests"] == 0 and counters["round_trips"] == 0
+
+
+def test_access_denied_names_the_script_and_error_and_writes_nothing(playbook: PlaybookRunner) -> None:
+    playbook.lab.set_faults("ex01", registry_write_denied=[KEY])
+    try:
+        run = playbook.run([task("denied")])
+    finally:
+        playbook.lab.set_faults("ex01", registry_write_denied=[])
+    result = run.task("denied")
+    assert result["status"] == "failed"
+    assert result["result"]["script"] == "kerberos_log_level"
+    assert "System.UnauthorizedAccessException" in result["result"]["msg"]
+    assert playbook.lab.journal() == []
+    assert log_level(playbook) is None

@@ -1,0 +1,86 @@
+"""The demo: audit a lab fleet in check mode, remediate it, audit again, and report what was found and done.
+
+Runs the collection's own playbooks with ansible-playbook over the winrm connection (NTLM, message encryption)
+against a lab on 127.0.0.1, which stops by itself afterwards (and after --ttl seconds in any case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import typing as t
+from pathlib import Path
+
+from tests.lab.control import REPO_ROOT, LabClient, start_lab
+
+CALLBACKS = REPO_ROOT / "tests" / "integration" / "callback_plugins"
+
+
+def run_playbook(lab: LabClient, inventory: Path, playbook: str, work: Path, *, check: bool) -> list[dict[str, t.Any]]:
+    results = work / f"{Path(playbook).stem}-{'check' if check else 'apply'}.json"
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".collections"),
+        "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
+        "ANSIBLE_CALLBACKS_ENABLED": "record_results",
+        "ANSIBLE_LOCAL_TEMP": str(work / "ansible-local"),
+        "RECORD_RESULTS_FILE": str(results),
+    }
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), playbook, "--diff"]
+    if check:
+        command.append("--check")
+    print(f"\n$ ansible-playbook {playbook} --diff{' --check' if check else ''}", flush=True)
+    subprocess.run(command, env=env, cwd=REPO_ROOT, check=True, timeout=600)
+    return t.cast(list, json.loads(results.read_text(encoding="utf-8")))
+
+
+def summarize(phase: str, results: list[dict[str, t.Any]], writes: int) -> list[str]:
+    lines = []
+    for item in results:
+        result = item["result"]
+        if "article" not in result:
+            continue
+        changes = "; ".join(result.get("changes", [])) or "nothing to change"
+        status = "FAILED: " + result.get("msg", "") if item["status"] != "ok" else changes
+        lines.append(f"  {phase:<16} {item['host']:<8} {result['article']} step {result['step']:<3} {status}")
+    lines.append(f"  {phase:<16} lab journal: {writes} write(s)")
+    return lines
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.lab.demo", description=__doc__)
+    parser.add_argument("--fleet", default="single")
+    parser.add_argument("--ttl", type=float, default=900.0, help="seconds until the lab stops by itself")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="mailflow-demo-") as directory:
+        work = Path(directory)
+        lab = start_lab(args.fleet, work / "lab", ttl_seconds=args.ttl)
+        try:
+            inventory = lab.write_inventory(work / "inventory.yml", connection="winrm", auth="ntlm")
+            report: list[str] = []
+            for phase, playbook, check in (
+                ("audit (check)", "playbooks/audit.yml", True),
+                ("remediate", "playbooks/remediate_454_4_7_0.yml", False),
+                ("audit again", "playbooks/audit.yml", True),
+            ):
+                before = len(lab.journal())
+                results = run_playbook(lab, inventory, playbook, work, check=check)
+                report += summarize(phase, results, len(lab.journal()) - before)
+            counters = lab.counters()
+        finally:
+            lab.stop()
+
+    print("\nReport")
+    print("\n".join(report))
+    for host, numbers in counters.items():
+        print(f"  {host}: {numbers['round_trips']} round trips, {numbers['bytes_in']} bytes in, {numbers['bytes_out']} out")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

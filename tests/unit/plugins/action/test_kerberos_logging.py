@@ -1,0 +1,130 @@
+"""kerberos_logging: the decision, check mode, the diff and argument validation, against an emulated host."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.mailflow.remediation.plugins.action.kerberos_logging import ActionModule
+from tests.unit.conftest import EmulatedHost, make_action
+
+KEY = r"HKLM\SYSTEM\CURRENTCONTROLSET\CONTROL\LSA\KERBEROS\PARAMETERS"
+NOT_SET = {"key_exists": True, "exists": False, "kind": None, "value": None}
+
+
+def with_value(host: EmulatedHost, kind: str, value: t.Any) -> None:
+    host.state.registry[KEY]["LogLevel"] = (kind, value)
+
+
+@pytest.mark.parametrize(
+    ("existing", "args", "changed", "after"),
+    [
+        pytest.param(None, {}, True, ("DWord", 1), id="present sets 1 when missing"),
+        pytest.param(("DWord", 1), {}, False, ("DWord", 1), id="present is idempotent"),
+        pytest.param(("DWord", 0), {"level": 1}, True, ("DWord", 1), id="present raises 0 to 1"),
+        pytest.param(("DWord", 1), {"level": 0}, True, ("DWord", 0), id="level 0 turns logging off"),
+        pytest.param(("String", "1"), {}, True, ("DWord", 1), id="a REG_SZ is replaced by a REG_DWORD"),
+        pytest.param(("DWord", 1), {"state": "absent"}, True, None, id="absent removes"),
+        pytest.param(None, {"state": "absent"}, False, None, id="absent is idempotent"),
+        pytest.param(
+            ("DWord", 1),
+            {"state": "restored", "previous": {"exists": False}},
+            True,
+            None,
+            id="restore to did-not-exist",
+        ),
+        pytest.param(
+            None,
+            {"state": "restored", "previous": {"exists": True, "value": 0, "kind": "DWord"}},
+            True,
+            ("DWord", 0),
+            id="restore a value",
+        ),
+        pytest.param(
+            ("DWord", 0),
+            {"state": "restored", "previous": {"exists": True, "value": 0}},
+            False,
+            ("DWord", 0),
+            id="restore is idempotent",
+        ),
+    ],
+)
+@pytest.mark.parametrize("check_mode", [True, False], ids=["check", "apply"])
+def test_decision_is_the_same_in_check_mode_and_for_real(
+    emulated_host: EmulatedHost, existing: t.Any, args: dict[str, t.Any], changed: bool, after: t.Any, check_mode: bool
+) -> None:
+    if existing:
+        with_value(emulated_host, *existing)
+    result = make_action(ActionModule, args, emulated_host, check_mode=check_mode).run(task_vars={})
+
+    assert result["changed"] is changed
+    assert (result["article"], result["step"]) == ("KB 979174", "5")
+    assert bool(result["changes"]) is changed
+    expected_after = {
+        "exists": after is not None,
+        "kind": after[0] if after else None,
+        "value": after[1] if after else None,
+    }
+    assert {k: result["log_level"][k] for k in ("exists", "kind", "value")} == expected_after
+    assert result["previous"]["exists"] is (existing is not None)
+    assert (
+        result["diff"]["before"] != result["diff"]["after"]
+        if changed
+        else result["diff"]["before"] == result["diff"]["after"]
+    )
+    # One round trip to read, one more only when a real run changes something.
+    assert len(emulated_host.calls) == (2 if changed and not check_mode else 1)
+    if check_mode:
+        assert emulated_host.writes == []
+        assert emulated_host.state.registry[KEY].get("LogLevel") == existing
+    else:
+        assert emulated_host.state.registry[KEY].get("LogLevel") == after
+
+
+def test_previous_round_trips_into_restored(emulated_host: EmulatedHost) -> None:
+    with_value(emulated_host, "DWord", 0)
+    enabled = make_action(ActionModule, {}, emulated_host).run(task_vars={})
+    restored = make_action(ActionModule, {"state": "restored", "previous": enabled["previous"]}, emulated_host).run(
+        task_vars={}
+    )
+    assert restored["changed"] is True
+    assert emulated_host.state.registry[KEY]["LogLevel"] == ("DWord", 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"state": "enabled"}, "value of state must be one of: present, absent, restored, got: enabled"),
+        ({"level": 2}, "value of level must be one of: 0, 1, got: 2"),
+        ({"level": "high"}, "level"),
+        ({"state": "restored"}, "state is restored but all of the following are missing: previous"),
+        ({"loglevel": 1}, "Unsupported parameters for (mailflow.remediation.kerberos_logging) module: loglevel"),
+        ({"state": "absent", "level": 1}, "level: only applies to state=present, not state=absent"),
+        ({"previous": {"exists": False}}, "previous: only applies to state=restored"),
+        ({"state": "restored", "previous": {"exists": True}}, "value"),
+        (
+            {"state": "restored", "previous": {"exists": True, "value": 1, "kind": "String"}},
+            "only a REG_DWORD LogLevel can be restored; an earlier run found REG_SZ",
+        ),
+        ({"state": "restored", "previous": {"exists": True, "value": 2**40}}, "does not fit a REG_DWORD"),
+    ],
+)
+def test_bad_input_names_the_option_and_never_reaches_the_host(
+    emulated_host: EmulatedHost, args: dict[str, t.Any], message: str
+) -> None:
+    with pytest.raises(AnsibleActionFail) as raised:
+        make_action(ActionModule, args, emulated_host).run(task_vars={})
+    assert message in str(raised.value)
+    assert emulated_host.calls == []
+
+
+def test_access_denied_fails_with_the_script_and_the_error_and_writes_nothing(emulated_host: EmulatedHost) -> None:
+    emulated_host.state.registry_write_denied.add(KEY)
+    result = make_action(ActionModule, {}, emulated_host).run(task_vars={})
+    assert result["failed"] is True
+    assert result["script"] == "kerberos_log_level"
+    assert "System.UnauthorizedAccessException" in result["msg"]
+    assert emulated_host.writes == []
+    assert "changed" not in result or result["changed"] is False

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# ansible-test sanity with empty ignore files, from an ansible_collections/mailflow/remediation copy of the
+# tracked tree (ansible-test requires that layout), in its own virtual environment (.venv-sanity).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+stamp=.venv-sanity/.installed
+if [ ! -f "$stamp" ] || [ requirements/sanity.txt -nt "$stamp" ]; then
+    rm -rf .venv-sanity
+    "$PYTHON" -m venv .venv-sanity
+    .venv-sanity/bin/python -m pip install --quiet -r requirements/sanity.txt
+    touch "$stamp"
+fi
+
+# ansible-test 2.19 bootstraps pip 24.2 into its test environments with a script it downloads from outside the
+# package registries; it uses a cached copy when there is one, so ours goes there (see the script's docstring).
+mkdir -p "$HOME/.ansible/test/cache"
+cp tools/ansible_test_pip_bootstrap.py "$HOME/.ansible/test/cache/get_pip_24_2.py"
+
+tree=build/sanity/ansible_collections/mailflow/remediation
+rm -rf build/sanity
+mkdir -p "$tree"
+git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$tree"
+git -C "$tree" init -q
+git -C "$tree" add -A
+(cd "$tree" && "$OLDPWD/.venv-sanity/bin/ansible-test" sanity --python 3.11 --color no "$@")
