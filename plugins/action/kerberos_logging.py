@@ -62,7 +62,9 @@ class ActionModule(MailflowAction):
         if previous and previous["exists"]:
             if previous["kind"] not in (None, "DWord"):
                 found = describe_kind(previous["kind"])
-                raise ArgumentError("previous", f"only a REG_DWORD LogLevel can be restored; an earlier run found {found}")
+                raise ArgumentError(
+                    "previous", f"only a REG_DWORD LogLevel can be restored; an earlier run found {found}"
+                )
             if not DWORD_MIN <= previous["value"] <= DWORD_MAX:
                 raise ArgumentError("previous", f"value {previous['value']} does not fit a REG_DWORD")
 

@@ -78,7 +78,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     print("\nReport")
     print("\n".join(report))
     for host, numbers in counters.items():
-        print(f"  {host}: {numbers['round_trips']} round trips, {numbers['bytes_in']} bytes in, {numbers['bytes_out']} out")
+        trips, received, sent = numbers["round_trips"], numbers["bytes_in"], numbers["bytes_out"]
+        print(f"  {host}: {trips} round trips, {received} bytes in, {sent} out")
     return 0
 
 

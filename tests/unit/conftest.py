@@ -23,7 +23,9 @@ class EmulatedHost:
         self.calls: list[tuple[str, dict[str, t.Any]]] = []
         self.writes: list[tuple[str, dict[str, t.Any]]] = []
 
-    def execute(self, cmd: str, sudoable: bool = True, in_data: str | None = None, **options: t.Any) -> dict[str, t.Any]:
+    def execute(
+        self, cmd: str, sudoable: bool = True, in_data: str | None = None, **options: t.Any
+    ) -> dict[str, t.Any]:
         words = cmd.split(" ")
         received = identify(decode_command_line(words[0], words[1:]))
         params = json.loads(in_data or "{}")
