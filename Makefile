@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck pytest ansible-lint sanity clean
+.PHONY: setup demo test lint typecheck pytest ansible-lint sanity floor clean
 
 setup:
 	PYTHON=$(PYTHON) tools/setup.sh
@@ -13,7 +13,7 @@ demo: setup
 	$(BIN)/python -m tests.lab.demo
 
 ## Every test and quality gate; CI runs exactly this.
-test: setup lint typecheck pytest ansible-lint sanity
+test: setup lint typecheck pytest ansible-lint sanity floor
 
 lint: setup
 	$(BIN)/ruff check .
@@ -31,5 +31,9 @@ ansible-lint: setup
 sanity: setup
 	PYTHON=$(PYTHON) tools/sanity.sh
 
+## The integration tests against the ansible-core floor of meta/runtime.yml.
+floor: setup
+	PYTHON=$(PYTHON) tools/floor.sh
+
 clean:
-	rm -rf $(VENV) .venv-sanity .collections .cache build
+	rm -rf $(VENV) .venv-sanity .venv-floor .collections .cache build
