@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck pytest ansible-lint sanity floor clean
+.PHONY: setup demo test lint typecheck pytest ansible-lint molecule sanity floor clean
 
 setup:
 	PYTHON=$(PYTHON) tools/setup.sh
@@ -13,7 +13,7 @@ demo: setup
 	$(BIN)/python -m tests.lab.demo
 
 ## Every test and quality gate; CI runs exactly this.
-test: setup lint typecheck pytest ansible-lint sanity floor
+test: setup lint typecheck pytest ansible-lint molecule sanity floor
 
 lint: setup
 	$(BIN)/ruff check .
@@ -27,6 +27,10 @@ pytest: setup
 
 ansible-lint: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --nocolor
+
+## Each role's molecule scenario, against a lab host.
+molecule: setup
+	cd extensions && PATH=$(CURDIR)/$(BIN):$$PATH ../$(BIN)/molecule test --all
 
 sanity: setup
 	PYTHON=$(PYTHON) tools/sanity.sh
