@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing as t
 
 import pytest
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 
 from ansible_collections.mailflow.remediation.plugins.action.kerberos_logging import ActionModule
 from tests.unit.conftest import EmulatedHost, make_action
@@ -128,3 +128,32 @@ def test_access_denied_fails_with_the_script_and_the_error_and_writes_nothing(em
     assert "System.UnauthorizedAccessException" in result["msg"]
     assert emulated_host.writes == []
     assert "changed" not in result or result["changed"] is False
+
+
+def test_a_lost_connection_reports_the_host_unreachable(emulated_host: EmulatedHost) -> None:
+    def refuse(cmd: str, **options: t.Any) -> dict[str, t.Any]:
+        raise AnsibleConnectionFailure("winrm connection error: connection refused")
+
+    action = make_action(ActionModule, {}, emulated_host)
+    action._low_level_execute_command = refuse
+    result = action.run(task_vars={})
+    assert result["unreachable"] is True
+    assert "kerberos_log_level could not reach the host" in result["msg"]
+    assert "connection refused" in result["msg"]
+
+
+def test_a_change_the_host_did_not_keep_fails_the_task(emulated_host: EmulatedHost) -> None:
+    real_execute = emulated_host.execute
+
+    def ignore_writes(
+        cmd: str, sudoable: bool = True, in_data: str | None = None, **options: t.Any
+    ) -> dict[str, t.Any]:
+        # A host (or group policy) that silently keeps the old value: the script reports the state after the change.
+        return real_execute(cmd, sudoable, '{"action": "read"}')
+
+    action = make_action(ActionModule, {}, emulated_host)
+    action._low_level_execute_command = ignore_writes
+    with pytest.raises(
+        AnsibleActionFail, match=r"reported .*\(not set\)' after the change, expected .*= 1 \(REG_DWORD\)"
+    ):
+        action.run(task_vars={})
