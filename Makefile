@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck pytest ansible-lint molecule sanity floor clean
+.PHONY: setup demo benchmark test lint typecheck pytest ansible-lint molecule sanity floor clean
 
 setup:
 	PYTHON=$(PYTHON) tools/setup.sh
@@ -38,6 +38,10 @@ sanity: setup
 ## The integration tests against the ansible-core floor of meta/runtime.yml.
 floor: setup
 	PYTHON=$(PYTHON) tools/floor.sh
+
+## Numbers, not assertions: wall time, round trips and bytes per host across a lab fleet.
+benchmark: setup
+	$(BIN)/python -m tests.benchmarks.fleet_audit --hosts 50 --forks 25
 
 clean:
 	rm -rf $(VENV) .venv-sanity .venv-floor .collections .cache build
