@@ -4,11 +4,31 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from cryptography import x509
+
+from tests.lab import topology
+from tests.lab.certs import Chain, Pki, PrivateKey, thumbprint
+from tests.lab.directory import Directory
+from tests.lab.exchange import ExchangeState
+from tests.lab.topology import EopSettings, Forest, Network, Reachability, Settings
+from tests.lab.windows import (
+    CAPI2_OPERATIONAL,
+    LEVEL_ERROR,
+    W32TIME_VALUES,
+    CertificateStores,
+    Event,
+    EventLogs,
+    Firewall,
+    Service,
+    StoredCertificate,
+    W32TimeConfig,
+)
 
 FLEETS_DIR = Path(__file__).resolve().parent / "fleets"
 
@@ -29,7 +49,11 @@ class Credentials:
     password: str
 
     def accepts_basic(self, username: str, password: str) -> bool:
-        names = {self.username.lower(), f"{self.domain}\\{self.username}".lower(), f"{self.username}@{self.domain}".lower()}
+        names = {
+            self.username.lower(),
+            f"{self.domain}\\{self.username}".lower(),
+            f"{self.username}@{self.domain}".lower(),
+        }
         return username.lower() in names and password == self.password
 
 
@@ -47,6 +71,18 @@ class HostState:
     roles: list[str]
     registry: dict[str, dict[str, tuple[str, t.Any]]] = field(default_factory=dict)
     registry_write_denied: set[str] = field(default_factory=set)
+    # Faults of the host's listeners (refused, drop_mid_command, http_500, ...), applied by the lab at start.
+    transport_faults: dict[str, t.Any] = field(default_factory=dict)
+    # --- the articles' model (tests/lab/topology.py fills it from the fleet file) ---------------------------------
+    ip: str = ""  # the address other hosts see (events, protocol logs); every listener is on 127.0.0.1
+    site: str = "Default-First-Site-Name"
+    logon_server: str | None = None  # the DC the host uses; None: the DC locator's choice (Fleet.dc_for)
+    clock_offset: float = 0.0  # seconds this host's clock is ahead of true time
+    services: dict[str, Service] = field(default_factory=dict)
+    firewall: Firewall | None = None  # None: no host firewall in the model (everything inbound passes)
+    exchange: ExchangeState | None = None
+    certificates: CertificateStores = field(default_factory=CertificateStores)
+    events: EventLogs = field(default_factory=EventLogs)
 
     # --- registry, as the .NET Microsoft.Win32.RegistryKey API sees it --------------------------------------------
     def registry_key(self, path: str) -> dict[str, tuple[str, t.Any]] | None:
@@ -66,13 +102,103 @@ class HostState:
             return self.registry.setdefault(key, {})
         return self.registry.get(key)
 
+    # --- identity and clock ---------------------------------------------------------------------------------------
+    @property
+    def is_dc(self) -> bool:
+        return "dc" in self.roles
+
+    @property
+    def is_exchange(self) -> bool:
+        return "exchange" in self.roles
+
+    @property
+    def sam(self) -> str:
+        """The sAMAccountName of the host's computer account."""
+        return f"{self.name.upper()}$"
+
+    def now(self) -> float:
+        """The host's clock (seconds since the epoch): true time plus its offset."""
+        return time.time() + self.clock_offset
+
+    # --- services and W32Time ------------------------------------------------------------------------------------
+    def service(self, name: str) -> Service | None:
+        return next((item for key, item in self.services.items() if key.lower() == name.lower()), None)
+
+    def w32time(self) -> W32TimeConfig | None:
+        """W32Time's configuration as its registry values hold it; None when the host has none in the model."""
+        values: dict[str, t.Any] = {}
+        for setting, (key, value_name, kind) in W32TIME_VALUES.items():
+            found = self.registry_key(key) or {}
+            match = next((value for name, value in found.items() if name.lower() == value_name.lower()), None)
+            if match is None:
+                return None
+            values[setting] = int(match[1]) if kind == "DWord" else str(match[1])
+        return W32TimeConfig(**values)
+
+    # --- event logs ----------------------------------------------------------------------------------------------
+    def log_event(
+        self,
+        log: str,
+        provider: str,
+        event_id: int,
+        *,
+        level: int = LEVEL_ERROR,
+        category: str | None = None,
+        data: dict[str, t.Any] | None = None,
+    ) -> Event | None:
+        """Write an event stamped with the host's own clock; None when the channel is disabled."""
+        return self.events.write(log, provider, event_id, time=self.now(), level=level, category=category, data=data)
+
+    @property
+    def capi2_logging(self) -> bool:
+        return self.events.is_enabled(CAPI2_OPERATIONAL)
+
+    def set_capi2_logging(self, enabled: bool) -> None:
+        """Enable or disable Microsoft-Windows-CAPI2/Operational (wevtutil sl ... /e:true)."""
+        self.events.enabled[CAPI2_OPERATIONAL] = enabled
+
+    # --- certificate stores --------------------------------------------------------------------------------------
+    def import_certificate(
+        self, store: str, certificate: x509.Certificate, private_key: PrivateKey | None = None
+    ) -> bool:
+        """Import-Certificate -CertStoreLocation Cert:\\LocalMachine\\<store>; False when already there."""
+        return self.certificates.add(store, certificate, private_key)
+
+    def import_intermediates(self, certificates: t.Iterable[x509.Certificate]) -> list[str]:
+        """KB 3212877 step 3: import into LocalMachine\\CA; returns the thumbprints that were added."""
+        return [thumbprint(item) for item in certificates if self.certificates.add("CA", item)]
+
+    def remove_certificate(self, store: str, thumbprint: str) -> bool:
+        return self.certificates.remove(store, thumbprint)
+
+    def smtp_certificate(self) -> StoredCertificate | None:
+        return self.certificates.smtp()
+
+    def smtp_chain(self) -> Chain | None:
+        """The chain this host builds for its SMTP certificate, hence what it sends in a TLS handshake."""
+        entry = self.certificates.smtp()
+        return self.certificates.chain(entry) if entry is not None else None
+
     def snapshot(self) -> dict[str, t.Any]:
         return {
             "name": self.name,
             "fqdn": self.fqdn,
             "roles": list(self.roles),
-            "registry": {key: {name: list(value) for name, value in values.items()} for key, values in self.registry.items()},
+            "registry": {
+                key: {name: list(value) for name, value in values.items()} for key, values in self.registry.items()
+            },
             "registry_write_denied": sorted(self.registry_write_denied),
+            "ip": self.ip,
+            "site": self.site,
+            "logon_server": self.logon_server,
+            "clock_offset": self.clock_offset,
+            "services": {
+                name: {"status": item.status, "start_type": item.start_type} for name, item in self.services.items()
+            },
+            "firewall": self.firewall.snapshot() if self.firewall is not None else None,
+            "exchange": self.exchange.snapshot() if self.exchange is not None else None,
+            "certificates": self.certificates.snapshot(),
+            "events": self.events.snapshot(),
         }
 
 
@@ -82,10 +208,60 @@ class Fleet:
     credentials: Credentials
     hosts: dict[str, HostState]
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # --- the articles' model (tests/lab/topology.py) ---------------------------------------------------------------
+    forest: Forest | None = None
+    directory: Directory = field(default_factory=Directory)
+    network: Network = field(default_factory=Network)
+    pki: Pki | None = None
+    eop: EopSettings | None = None
+    settings: Settings = field(default_factory=Settings)
+
+    def host(self, name: str) -> HostState:
+        """A host by name or FQDN, case-insensitively."""
+        if name in self.hosts:
+            return self.hosts[name]
+        wanted = name.lower()
+        for host in self.hosts.values():
+            if wanted in (host.name.lower(), host.fqdn.lower()):
+                return host
+        raise KeyError(f"fleet {self.name}: no host {name!r}")
+
+    def exchange_servers(self) -> list[HostState]:
+        return [host for host in self.hosts.values() if host.is_exchange]
+
+    def domain_controllers(self) -> list[HostState]:
+        return [host for host in self.hosts.values() if host.is_dc]
+
+    def pdc_emulator(self) -> HostState | None:
+        if self.forest is None or not self.forest.pdc_emulator:
+            return None
+        return self.hosts[self.forest.pdc_emulator]
+
+    def dc_for(self, host: HostState) -> HostState | None:
+        """The DC ``host`` authenticates against (its KDC, whose directory replica it sees)."""
+        return topology.dc_for(self, host)
+
+    def reachable(self, source: str, destination: str, protocol: str, port: int) -> Reachability:
+        """Whether ``source`` reaches ``destination`` on protocol/port: the network block list, then its firewall."""
+        return topology.reachable(self, source, destination, protocol, port)
+
+    def snapshot(self) -> dict[str, t.Any]:
+        """The fleet-wide state (per-host state is in HostState.snapshot)."""
+        return {
+            "forest": vars(self.forest) if self.forest is not None else None,
+            "directory": self.directory.snapshot(),
+            "network": {"blocked": [vars(block) for block in self.network.blocked]},
+            "eop": vars(self.eop) if self.eop is not None else None,
+            "settings": vars(self.settings),
+        }
 
 
 def load_fleet(path: str | Path) -> Fleet:
-    """Read a fleet file; a bare name means one of the shipped fleets in fleets/."""
+    """Read a fleet file; a bare name means one of the shipped fleets in fleets/, ``generated-N`` a generated one."""
+    if isinstance(path, str) and path.startswith("generated-") and path[len("generated-") :].isdigit():
+        from tests.lab.generate import generate_fleet
+
+        return fleet_from_document(path, generate_fleet(int(path[len("generated-") :])))
     candidate = Path(path)
     if not candidate.suffix and not candidate.exists():
         candidate = FLEETS_DIR / f"{path}.yml"
@@ -115,10 +291,13 @@ def fleet_from_document(name: str, document: dict[str, t.Any]) -> Fleet:
             roles=list(entry.get("roles", [])),
             registry=registry,
             registry_write_denied={registry_path(key) for key in faults.get("registry_write_denied", [])},
+            transport_faults={fault: value for fault, value in faults.items() if fault != "registry_write_denied"},
         )
         if host.name in hosts:
             raise ValueError(f"fleet {name}: host {host.name} is defined twice")
         hosts[host.name] = host
     if not hosts:
         raise ValueError(f"fleet {name}: no hosts")
-    return Fleet(name=name, credentials=credentials, hosts=hosts)
+    fleet = Fleet(name=name, credentials=credentials, hosts=hosts)
+    topology.apply(fleet, document)
+    return fleet

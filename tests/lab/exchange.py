@@ -1,0 +1,148 @@
+"""The Exchange side of an emulated Mailbox server: receive connectors and queues, as the Exchange cmdlets report
+them (Get-ReceiveConnector, Get-Queue). Values are Exchange's enum names, which are not localized."""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass, field
+
+# What Exchange 2013+ setup gives both default connectors of a Mailbox server.
+DEFAULT_AUTH_MECHANISM = ("Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer")
+HUB_PERMISSION_GROUPS = ("ExchangeUsers", "ExchangeServers", "ExchangeLegacyServers")
+FRONTEND_PERMISSION_GROUPS = ("AnonymousUsers", "ExchangeServers", "ExchangeLegacyServers")
+
+EOP = "eop"  # the queue target that stands for Exchange Online Protection
+
+
+@dataclass
+class ReceiveConnector:
+    server: str
+    name: str
+    transport_role: str  # HubTransport (Transport service, 2525) | FrontendTransport (Front End Transport, 25)
+    bindings: list[str]
+    auth_mechanism: list[str]
+    permission_groups: list[str]
+    remote_ip_ranges: list[str] = field(
+        default_factory=lambda: ["0.0.0.0-255.255.255.255", "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"]
+    )
+    enabled: bool = True
+
+    @property
+    def identity(self) -> str:
+        return f"{self.server}\\{self.name}"
+
+    def offers(self, mechanism: str) -> bool:
+        return any(item.lower() == mechanism.lower() for item in self.auth_mechanism)
+
+    def grants(self, group: str) -> bool:
+        return any(item.lower() == group.lower() for item in self.permission_groups)
+
+    def snapshot(self) -> dict[str, t.Any]:
+        return {
+            "identity": self.identity,
+            "name": self.name,
+            "transport_role": self.transport_role,
+            "bindings": list(self.bindings),
+            "remote_ip_ranges": list(self.remote_ip_ranges),
+            "auth_mechanism": list(self.auth_mechanism),
+            "permission_groups": list(self.permission_groups),
+            "enabled": self.enabled,
+        }
+
+
+def internal_connector_name(server: str) -> str:
+    """The connector of the Transport service that takes mail from the other Exchange servers."""
+    return f"Default {server}"
+
+
+def default_connectors(server: str) -> list[ReceiveConnector]:
+    return [
+        ReceiveConnector(
+            server=server,
+            name=internal_connector_name(server),
+            transport_role="HubTransport",
+            bindings=["0.0.0.0:2525", "[::]:2525"],
+            auth_mechanism=list(DEFAULT_AUTH_MECHANISM),
+            permission_groups=list(HUB_PERMISSION_GROUPS),
+        ),
+        ReceiveConnector(
+            server=server,
+            name=f"Default Frontend {server}",
+            transport_role="FrontendTransport",
+            bindings=["0.0.0.0:25", "[::]:25"],
+            auth_mechanism=list(DEFAULT_AUTH_MECHANISM),
+            permission_groups=list(FRONTEND_PERMISSION_GROUPS),
+        ),
+    ]
+
+
+@dataclass
+class Queue:
+    """A delivery queue (Get-Queue). ``target`` is the lab host it delivers to, or EOP."""
+
+    identity: str
+    target: str
+    delivery_type: str  # SmtpDeliveryToMailbox | SmartHostConnectorDelivery | ...
+    next_hop_domain: str
+    status: str = "Ready"  # Active | Ready | Retry | Suspended
+    message_count: int = 0
+    last_error: str = ""
+    last_retry_time: float | None = None  # by the sending host's clock
+    next_retry_time: float | None = None
+
+    def snapshot(self) -> dict[str, t.Any]:
+        return {
+            "identity": self.identity,
+            "target": self.target,
+            "delivery_type": self.delivery_type,
+            "next_hop_domain": self.next_hop_domain,
+            "status": self.status,
+            "message_count": self.message_count,
+            "last_error": self.last_error,
+            "last_retry_time": self.last_retry_time,
+            "next_retry_time": self.next_retry_time,
+        }
+
+
+@dataclass
+class ExchangeState:
+    """One Mailbox server's transport: connectors, queues, and what it delivered or bounced."""
+
+    server: str  # the Exchange server name (upper-case NetBIOS name, as in "Default EX01")
+    receive_connectors: list[ReceiveConnector] = field(default_factory=list)
+    queues: list[Queue] = field(default_factory=list)
+    received: int = 0  # messages this server accepted from other Exchange servers
+    relayed: int = 0  # messages EOP accepted from this server
+    ndrs: list[dict[str, t.Any]] = field(default_factory=list)  # non-delivery reports it generated
+    _next_queue: int = 3  # Exchange numbers delivery queues after its system queues
+
+    def connector(self, name: str) -> ReceiveConnector | None:
+        return next((item for item in self.receive_connectors if item.name.lower() == name.lower()), None)
+
+    def queue_to(self, target: str) -> Queue | None:
+        return next((queue for queue in self.queues if queue.target == target), None)
+
+    def submit(self, target: str, count: int, *, next_hop_domain: str, delivery_type: str) -> Queue:
+        """Mail for ``target`` enters its queue (created on first use, as Exchange creates queues on demand)."""
+        queue = self.queue_to(target)
+        if queue is None:
+            queue = Queue(
+                identity=f"{self.server}\\{self._next_queue}",
+                target=target,
+                delivery_type=delivery_type,
+                next_hop_domain=next_hop_domain,
+            )
+            self._next_queue += 1
+            self.queues.append(queue)
+        queue.message_count += int(count)
+        return queue
+
+    def snapshot(self) -> dict[str, t.Any]:
+        return {
+            "server": self.server,
+            "receive_connectors": [item.snapshot() for item in self.receive_connectors],
+            "queues": [queue.snapshot() for queue in self.queues],
+            "received": self.received,
+            "relayed": self.relayed,
+            "ndrs": list(self.ndrs),
+        }
