@@ -138,6 +138,13 @@ def run_host_script(action: ActionBase, name: str, params: t.Mapping[str, t.Any]
         outcome = action._low_level_execute_command(command, in_data=json.dumps(dict(params)), sudoable=False)
     except AnsibleConnectionFailure as exc:
         raise HostUnreachable(name, f"host script {name} could not reach the host: {exc}") from exc
+    except OSError as exc:
+        # winrm and psrp let a connection that drops mid-command escape as a requests ConnectionError (an OSError).
+        # The host may have run the script, so say so; every module is idempotent, and a rerun settles it.
+        raise HostUnreachable(
+            name,
+            f"the connection to the host was lost while host script {name} ran; it may have made its change: {exc}",
+        ) from exc
     return parse_script_output(
         script,
         rc=int(outcome.get("rc", 1)),

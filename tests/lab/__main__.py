@@ -1,9 +1,9 @@
 """Command line of the lab: python -m tests.lab {start,serve,stop,show,journal,counters,fault} ...
 
-    python -m tests.lab start --fleet single --state-dir .cache/lab   # background, writes inventories
-    python -m tests.lab show ex01 --state-dir .cache/lab
-    python -m tests.lab journal --state-dir .cache/lab
-    python -m tests.lab stop --state-dir .cache/lab
+python -m tests.lab start --fleet single --state-dir .cache/lab   # background, writes inventories
+python -m tests.lab show ex01 --state-dir .cache/lab
+python -m tests.lab journal --state-dir .cache/lab
+python -m tests.lab stop --state-dir .cache/lab
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import typing as t
 from pathlib import Path
 
-from tests.lab.control import STATUS_FILE, LabClient, start_lab
+from tests.lab.control import CA_FILE, STATUS_FILE, LabClient, start_lab
 from tests.lab.fleet import load_fleet
 from tests.lab.server import Lab
 
@@ -25,6 +25,8 @@ def serve(args: argparse.Namespace) -> int:
     lab = Lab(load_fleet(args.fleet), ttl_seconds=args.ttl).start()
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
+    # Before the status file: whoever sees the lab as started can already validate its HTTPS listeners.
+    (state / CA_FILE).write_bytes(lab.authority.ca_pem)
     document = {"pid": os.getpid(), "status": lab.status(), "password": lab.fleet.credentials.password}
     temporary = state / (STATUS_FILE + ".tmp")
     temporary.write_text(json.dumps(document, indent=2), encoding="utf-8")
@@ -40,7 +42,9 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.lab", description="A loopback WinRM fleet for tests (a test double).")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.lab", description="A loopback WinRM fleet for tests (a test double)."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("start", "serve"):
         command = commands.add_parser(name)
@@ -62,9 +66,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         return serve(args)
     if args.command == "start":
         client = start_lab(args.fleet, args.state_dir, ttl_seconds=args.ttl)
-        for connection in ("winrm", "psrp"):
-            path = client.write_inventory(Path(args.state_dir) / f"inventory-{connection}.yml", connection=connection)
-            print(f"inventory ({connection}): {path}")
+        for (connection, scheme, auth), path in client.write_inventories(args.state_dir).items():
+            print(f"inventory ({connection}, {scheme}, {auth}): {path}")
+        print(f"CA certificate of the HTTPS listeners: {client.ca_file}")
         print(json.dumps(client.status, indent=2))
         return 0
     client = LabClient(args.state_dir)
@@ -79,7 +83,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     elif args.command == "show":
         print(json.dumps(client.host(args.host), indent=2))
     elif args.command == "fault":
-        settings = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.settings)}
+        pairs = (item.split("=", 1) for item in args.settings)
+        settings = {pair[0]: json.loads(pair[1]) for pair in pairs}
         client.set_faults(args.host, **settings)
     return 0
 

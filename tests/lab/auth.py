@@ -51,7 +51,7 @@ class ConnectionAuth:
 
     def basic(self, token: str) -> str:
         try:
-            username, _, password = base64.b64decode(token).decode("utf-8").partition(":")
+            username, _sep, password = base64.b64decode(token).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise AuthFailed("malformed Basic credentials") from exc
         if not self.credentials.accepts_basic(username, password):
@@ -66,12 +66,19 @@ class ConnectionAuth:
         except binascii.Error as exc:
             raise AuthFailed("malformed Negotiate token") from exc
         if self.context is None or self.context.complete or in_token.startswith(b"NTLMSSP\x00\x01"):
-            protocol = "ntlm" if in_token.startswith(b"NTLMSSP\x00") else "negotiate"
-            self.context = spnego.server(protocol=protocol, options=spnego.NegotiateOptions.use_ntlm)
+            # Raw NTLM (pywinrm) or NTLM inside SPNEGO (pypsrp's default "negotiate"): both with pyspnego's own
+            # providers, so that a GSSAPI library on the machine cannot change what the lab accepts.
+            if in_token.startswith(b"NTLMSSP\x00"):
+                protocol, options = "ntlm", spnego.NegotiateOptions.use_ntlm
+            else:
+                protocol, options = "negotiate", spnego.NegotiateOptions.use_negotiate
+            self.context = spnego.server(protocol=protocol, options=options)
             self.scheme = scheme
         try:
             out_token = self.context.step(in_token)
-        except spnego.exceptions.SpnegoError as exc:
+        except Exception as exc:
+            # Whatever pyspnego makes of a token (a wrong password, or one it cannot even parse: KeyError,
+            # struct.error), it is a failed logon: 401, never a dropped connection.
             self.context = None
             raise AuthFailed(f"NTLM authentication failed: {exc}") from exc
         if self.context.complete:
@@ -93,7 +100,12 @@ class ConnectionAuth:
             payload = payload.replace(b"\tContent-Type: application/octet-stream\r\n", b"", 1)
             signature_length = struct.unpack("<I", payload[:4])[0]
             signature = payload[4 : 4 + signature_length]
-            clear = self.context.unwrap_winrm(signature, payload[4 + signature_length :])
+            try:
+                clear = self.context.unwrap_winrm(signature, payload[4 + signature_length :])
+            except spnego.exceptions.SpnegoError as exc:
+                # A client that kept its sealing state across a dropped connection: Windows answers 400, it
+                # does not hang up.
+                raise AuthFailed(f"the message does not unseal with this connection's context: {exc}") from exc
             if len(clear) != expected:
                 raise AuthFailed("encrypted message length does not match its header")
             message += clear
@@ -105,18 +117,24 @@ class ConnectionAuth:
         body = (
             BOUNDARY + b"\r\n"
             b"\tContent-Type: " + ENCRYPTED_PROTOCOL.encode() + b"\r\n"
-            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=" + str(len(message)).encode() + b"\r\n"
-            + BOUNDARY + b"\r\n"
+            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length="
+            + str(len(message)).encode()
+            + b"\r\n"
+            + BOUNDARY
+            + b"\r\n"
             b"\tContent-Type: application/octet-stream\r\n"
-            + struct.pack("<I", len(wrapped.header)) + wrapped.header + wrapped.data
-            + BOUNDARY + b"--\r\n"
+            + struct.pack("<I", len(wrapped.header))
+            + wrapped.header
+            + wrapped.data
+            + BOUNDARY
+            + b"--\r\n"
         )
         content_type = f'multipart/encrypted;protocol="{ENCRYPTED_PROTOCOL}";boundary="Encrypted Boundary"'
         return body, content_type
 
 
 def parse_authorization(header: str) -> tuple[str, str]:
-    scheme, _, token = header.strip().partition(" ")
+    scheme, _sep, token = header.strip().partition(" ")
     return scheme, token.strip()
 
 
@@ -125,8 +143,8 @@ def is_encrypted(content_type: str) -> bool:
 
 
 __all__ = [
-    "AuthFailed",
     "CHALLENGES",
+    "AuthFailed",
     "ConnectionAuth",
     "install_ntlm_credentials",
     "is_encrypted",

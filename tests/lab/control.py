@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,13 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATUS_FILE = "lab.json"
+# The lab's CA certificate, written at start: what a client trusts to validate the hosts' HTTPS listeners.
+CA_FILE = "lab-ca.pem"
+CONNECTIONS = ("winrm", "psrp")
+SCHEMES = ("http", "https")
+# pywinrm speaks raw NTLM; pypsrp also NTLM inside SPNEGO ("negotiate", the psrp plugin's default).
+AUTHS = {"winrm": ("ntlm", "basic"), "psrp": ("ntlm", "negotiate", "basic")}
+COMBINATIONS = tuple((c, s, a) for c in CONNECTIONS for s in SCHEMES for a in AUTHS[c])
 
 
 class LabClient:
@@ -27,12 +35,14 @@ class LabClient:
         self.pid = int(document["pid"])
         self.status = document["status"]
         self.password = str(document["password"])
+        self.ca_file = self.state_dir / CA_FILE
         self.base = f"http://127.0.0.1:{self.status['control_port']}"
 
     def _call(self, method: str, path: str, document: t.Any = None) -> t.Any:
         data = json.dumps(document).encode() if document is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback control API
+        # The control API is plain HTTP on 127.0.0.1; the URL is built here, never taken from input.
+        request = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return json.loads(response.read())
 
     def journal(self) -> list[dict[str, t.Any]]:
@@ -51,40 +61,85 @@ class LabClient:
         self._call("POST", "/reset", {})
 
     def stop(self, timeout: float = 10.0) -> None:
-        try:
+        with contextlib.suppress(OSError):  # already stopped
             self._call("POST", "/stop", {})
-        except OSError:
-            pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _alive(self.pid):
             time.sleep(0.05)
         if _alive(self.pid):
             os.kill(self.pid, signal.SIGTERM)
 
-    def write_inventory(self, path: str | Path, *, connection: str = "winrm", auth: str = "ntlm") -> Path:
-        """An inventory of the fleet: groups exchange_servers and domain_controllers, one lab port per host."""
+    def write_inventory(
+        self,
+        path: str | Path,
+        *,
+        connection: str = "winrm",
+        auth: str = "ntlm",
+        scheme: str = "http",
+        cert_validation: str = "ca",
+    ) -> Path:
+        """An inventory of the fleet: groups exchange_servers and domain_controllers, one lab port per host.
+
+        ``scheme`` picks each host's HTTP or HTTPS listener. Over HTTPS, ``cert_validation`` is ``ca`` (validate
+        against the lab's CA file), ``ignore``, or ``system`` (validate against the system's trust store, which
+        does not know the lab's CA: the error a user sees with an untrusted certificate).
+        """
+        if (connection, scheme, auth) not in COMBINATIONS:
+            raise ValueError(f"no lab inventory for connection={connection} scheme={scheme} auth={auth}")
+        port_key = "https_port" if scheme == "https" else "port"
         groups: dict[str, dict[str, t.Any]] = {"exchange_servers": {"hosts": {}}, "domain_controllers": {"hosts": {}}}
         for name, host in self.status["hosts"].items():
-            entry = {"ansible_host": "127.0.0.1", "ansible_port": host["port"], "lab_fqdn": host["fqdn"]}
             for role, group in (("exchange", "exchange_servers"), ("dc", "domain_controllers")):
                 if role in host["roles"]:
+                    entry = {"ansible_host": "127.0.0.1", "ansible_port": host[port_key], "lab_fqdn": host["fqdn"]}
                     groups[group]["hosts"][name] = entry
         connection_vars: dict[str, t.Any] = {
             "ansible_connection": connection,
             "ansible_user": self.status["credentials"]["username"],
             "ansible_password": self.password,
         }
-        if connection == "winrm":
-            connection_vars.update(ansible_winrm_transport=auth, ansible_winrm_scheme="http")
-        else:
-            connection_vars.update(ansible_psrp_auth=auth, ansible_psrp_protocol="http")
+        connection_vars.update(self._transport_vars(connection, auth, scheme, cert_validation))
         document = {"all": {"vars": connection_vars, "children": groups}}
         target = Path(path)
         target.write_text(
-            "# Written by the lab for a fleet on 127.0.0.1; it stops by itself.\n" + yaml.safe_dump(document, sort_keys=False),
+            "# Written by the lab for a fleet on 127.0.0.1; it stops by itself.\n"
+            + yaml.safe_dump(document, sort_keys=False),
             encoding="utf-8",
         )
         return target
+
+    def _transport_vars(self, connection: str, auth: str, scheme: str, cert_validation: str) -> dict[str, t.Any]:
+        ca_file = str(self.ca_file.resolve())
+        if connection == "winrm":
+            winrm: dict[str, t.Any] = {"ansible_winrm_transport": auth, "ansible_winrm_scheme": scheme}
+            if scheme == "https" and cert_validation == "ignore":
+                winrm["ansible_winrm_server_cert_validation"] = "ignore"
+            elif scheme == "https" and cert_validation == "ca":
+                winrm["ansible_winrm_ca_trust_path"] = ca_file
+            return winrm
+        psrp: dict[str, t.Any] = {"ansible_psrp_auth": auth, "ansible_psrp_protocol": scheme}
+        if scheme == "http" and auth == "basic":
+            # pypsrp refuses Basic over HTTP unless told that the messages go unencrypted (AllowUnencrypted).
+            psrp["ansible_psrp_message_encryption"] = "never"
+        if scheme == "https" and cert_validation == "ignore":
+            psrp["ansible_psrp_cert_validation"] = "ignore"
+        elif scheme == "https" and cert_validation == "ca":
+            psrp["ansible_psrp_ca_cert"] = ca_file
+        return psrp
+
+    def write_inventories(self, directory: str | Path) -> dict[tuple[str, str, str], Path]:
+        """Every combination as inventory-CONNECTION-SCHEME-AUTH.yml, plus inventory-winrm.yml and
+        inventory-psrp.yml (NTLM over HTTP), the names the lab has always written."""
+        target = Path(directory)
+        written = {
+            (connection, scheme, auth): self.write_inventory(
+                target / f"inventory-{connection}-{scheme}-{auth}.yml", connection=connection, auth=auth, scheme=scheme
+            )
+            for connection, scheme, auth in COMBINATIONS
+        }
+        for connection in CONNECTIONS:
+            self.write_inventory(target / f"inventory-{connection}.yml", connection=connection)
+        return written
 
 
 def _alive(pid: int) -> bool:
@@ -93,7 +148,7 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
+        waited = os.waitpid(pid, os.WNOHANG)[0]
     except ChildProcessError:
         return True
     return waited == 0
@@ -106,7 +161,18 @@ def start_lab(fleet: str, state_dir: str | Path, *, ttl_seconds: float = 3600.0,
     (state / STATUS_FILE).unlink(missing_ok=True)
     log = open(state / "lab.log", "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.lab", "serve", "--fleet", fleet, "--state-dir", str(state), "--ttl", str(ttl_seconds)],
+        [
+            sys.executable,
+            "-m",
+            "tests.lab",
+            "serve",
+            "--fleet",
+            fleet,
+            "--state-dir",
+            str(state),
+            "--ttl",
+            str(ttl_seconds),
+        ],
         cwd=REPO_ROOT,
         stdin=subprocess.DEVNULL,
         stdout=log,

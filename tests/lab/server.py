@@ -6,18 +6,32 @@ Everything binds to 127.0.0.1 and the lab stops by itself when its time limit ru
 from __future__ import annotations
 
 import base64
+import contextlib
+import datetime
 import json
+import socket
 import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.lab.auth import CHALLENGES, AuthFailed, ConnectionAuth, install_ntlm_credentials, is_encrypted, parse_authorization
+from tests.lab.auth import (
+    CHALLENGES,
+    AuthFailed,
+    ConnectionAuth,
+    install_ntlm_credentials,
+    is_encrypted,
+    parse_authorization,
+)
 from tests.lab.fleet import Fleet, HostException, HostState, registry_path
+from tests.lab.listener import Listener
+from tests.lab.psrp import PSRPService
 from tests.lab.scripts import ScriptRefused, decode_command_line, identify
+from tests.lab.smtp import MailLab
+from tests.lab.tls import LabAuthority
 from tests.lab.twins import TWINS
-from tests.lab.wsman import ShellService, WSManFault, fault_bytes
+from tests.lab.wsman import ShellService, WSManFault, fault_bytes, is_command_receive
 
 LOOPBACK = "127.0.0.1"
 SECRET_KEYS = ("password", "private_key", "pfx", "secret")
@@ -49,6 +63,11 @@ class TransportFaults:
     http_500: bool = False
     delay_seconds: float = 0.0
     auth_failure: bool = False
+    # Nothing listens on the host's ports (HTTP and HTTPS) while set; clearing it listens again on the same ports.
+    refused: bool = False
+    # A Receive of a command's output is answered by closing the connection: the host ran the command, the client
+    # never hears the outcome.
+    drop_mid_command: bool = False
 
 
 class HostEndpoint:
@@ -60,21 +79,55 @@ class HostEndpoint:
         self.counters = Counters()
         self.faults = TransportFaults()
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer((LOOPBACK, 0), WinRMHandler)
-        self.server.daemon_threads = True
-        self.server.endpoint = self  # type: ignore[attr-defined]
-        self.port = int(self.server.server_address[1])
-        self.shells = ShellService(f"http://{LOOPBACK}:{self.port}/wsman", self.run_script)
-        self.thread = threading.Thread(target=self.server.serve_forever, name=f"lab-{state.name}", daemon=True)
+        # Two listeners, as a Windows host has on 5985 and 5986; both reach the same shells and runspace pools.
+        self.http = Listener(WinRMHandler, endpoint=self, name=f"lab-{state.name}-http")
+        certificate = lab.authority.server_certificate(state.fqdn)
+        self.https = Listener(WinRMHandler, endpoint=self, name=f"lab-{state.name}-https", tls=certificate)
+        self.port = self.http.port
+        self.https_port = self.https.port
+        self.shells = ShellService(self.url, self.run_script, PSRPService(self.url, self.run_script_text))
+        self.active = False
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}/wsman"
+        return self.http.url
+
+    @property
+    def https_url(self) -> str:
+        return self.https.url
+
+    def start(self) -> None:
+        self.active = True
+        self.sync_listeners()
+
+    def stop(self) -> None:
+        self.active = False
+        self.http.stop()
+        self.https.stop()
+
+    def sync_listeners(self) -> None:
+        """The listeners follow the refused fault: down while it holds, back on the same ports once it is cleared."""
+        if not self.active:
+            return
+        for listener in (self.http, self.https):
+            if self.faults.refused:
+                listener.stop()
+            else:
+                listener.start()
 
     def run_script(self, command: str, arguments: list[str], stdin: bytes) -> tuple[bytes, bytes, int]:
+        """A cmd shell's ``PowerShell -EncodedCommand ...`` with its stdin."""
+        try:
+            text = decode_command_line(command, arguments)
+        except ScriptRefused as exc:
+            return b"", f"lab: refused: {exc}\r\n".encode(), 1
+        return self.run_script_text(text, stdin)
+
+    def run_script_text(self, text: str, stdin: bytes) -> tuple[bytes, bytes, int]:
+        """A script's text and its stdin, whichever transport brought them: identified, then answered by its twin."""
         started = time.monotonic()
         try:
-            received = identify(decode_command_line(command, arguments))
+            received = identify(text)
             twin = TWINS.get(received.name)
             if twin is None:
                 raise ScriptRefused(f"unknown host script {received.name!r}: the lab has no twin for it")
@@ -124,7 +177,13 @@ class WinRMHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002 - the signature of the base class
         """The lab is quiet; what matters is in the journal and the counters."""
 
-    def _reply(self, status: int, body: bytes = b"", content_type: str = "application/soap+xml;charset=UTF-8", headers: t.Sequence[tuple[str, str]] = ()) -> None:
+    def _reply(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str = "application/soap+xml;charset=UTF-8",
+        headers: t.Sequence[tuple[str, str]] = (),
+    ) -> None:
         endpoint: HostEndpoint = self.server.endpoint
         endpoint.counters.bytes_out += len(body)
         self.send_response(status)
@@ -137,15 +196,25 @@ class WinRMHandler(BaseHTTPRequestHandler):
         if body:
             self.wfile.write(body)
 
+    def _drop(self) -> None:
+        """Close the connection without an answer, as a host that dies (or a firewall that cuts it) would."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # the client may have gone already
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def _challenge(self) -> None:
         self._reply(401, headers=[("WWW-Authenticate", challenge) for challenge in CHALLENGES])
 
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
+    def do_POST(self) -> None:
         endpoint: HostEndpoint = self.server.endpoint
         body = self.rfile.read(int(self.headers.get("Content-Length", "0") or "0"))
         endpoint.counters.requests += 1
         endpoint.counters.bytes_in += len(body)
         faults = endpoint.faults
+        if faults.refused:
+            # A connection opened before the listener went down: Windows resets those when WinRM stops.
+            self._drop()
+            return
         if faults.delay_seconds:
             time.sleep(faults.delay_seconds)
         if self.path.split("?")[0].lower() != "/wsman":
@@ -192,11 +261,15 @@ class WinRMHandler(BaseHTTPRequestHandler):
         except (AuthFailed, ValueError, IndexError) as exc:
             self._reply(400, str(exc).encode(), content_type="text/plain")
             return
+        drop = faults.drop_mid_command and is_command_receive(request)
         try:
             with endpoint.lock:
                 response, status = endpoint.shells.handle(request), 200
         except WSManFault as fault:
             response, status = fault_bytes(fault), 500
+        if drop:
+            self._drop()
+            return
         if encrypted:
             response, content_type = self.auth.encrypt(response)
             self._reply(status, response, content_type=content_type, headers=final_headers)
@@ -221,7 +294,7 @@ class ControlHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         lab: Lab = self.server.lab
         parts = [part for part in self.path.split("/") if part]
         if parts == ["status"]:
@@ -236,7 +309,7 @@ class ControlHandler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"error": f"no such resource {self.path}"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         lab: Lab = self.server.lab
         body = self.rfile.read(int(self.headers.get("Content-Length", "0") or "0"))
         parts = [part for part in self.path.split("/") if part]
@@ -267,7 +340,12 @@ class Lab:
         self._journal_lock = threading.Lock()
         self.stopped = threading.Event()
         self.credential_file = install_ntlm_credentials(fleet.credentials)
+        self.authority = LabAuthority(valid_for=datetime.timedelta(seconds=ttl_seconds))
         self.endpoints = {name: HostEndpoint(self, state) for name, state in fleet.hosts.items()}
+        for name, state in fleet.hosts.items():
+            self.set_faults(name, state.transport_faults)
+        # SMTP per Exchange host, the EOP stand-in, and the queue retries of the mail-flow model.
+        self.mail = MailLab(self.fleet, ttl_seconds=ttl_seconds)
         self.control = ThreadingHTTPServer((LOOPBACK, 0), ControlHandler)
         self.control.daemon_threads = True
         self.control.lab = self  # type: ignore[attr-defined]
@@ -277,9 +355,10 @@ class Lab:
 
     def start(self) -> Lab:
         for endpoint in self.endpoints.values():
-            endpoint.thread.start()
+            endpoint.start()
         threading.Thread(target=self.control.serve_forever, name="lab-control", daemon=True).start()
         self._timer.start()
+        self.mail.start()
         return self
 
     def stop(self) -> None:
@@ -287,9 +366,9 @@ class Lab:
             return
         self.stopped.set()
         self._timer.cancel()
+        self.mail.stop()
         for endpoint in self.endpoints.values():
-            endpoint.server.shutdown()
-            endpoint.server.server_close()
+            endpoint.stop()
         self.control.shutdown()
         self.control.server_close()
 
@@ -299,8 +378,16 @@ class Lab:
             "control_port": int(self.control.server_address[1]),
             "expires_at": self.started_at + self.ttl_seconds,
             "credentials": {"domain": self.fleet.credentials.domain, "username": self.fleet.credentials.username},
+            "mail": self.mail.status(),
             "hosts": {
-                name: {"port": endpoint.port, "url": endpoint.url, "fqdn": endpoint.state.fqdn, "roles": endpoint.state.roles}
+                name: {
+                    "port": endpoint.port,
+                    "url": endpoint.url,
+                    "https_port": endpoint.https_port,
+                    "https_url": endpoint.https_url,
+                    "fqdn": endpoint.state.fqdn,
+                    "roles": endpoint.state.roles,
+                }
                 for name, endpoint in self.endpoints.items()
             },
         }
@@ -342,3 +429,4 @@ class Lab:
                 setattr(endpoint.faults, name, type(getattr(endpoint.faults, name))(value or 0))
             else:
                 raise ValueError(f"unknown fault {name!r}")
+        endpoint.sync_listeners()

@@ -13,6 +13,9 @@ import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+if t.TYPE_CHECKING:
+    from tests.lab.psrp import PSRPService
+
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
     "a": "http://schemas.xmlsoap.org/ws/2004/08/addressing",
@@ -77,16 +80,18 @@ def _text(root: ET.Element, path: str) -> str:
 class ShellService:
     """The shells of one host. Not thread-safe by itself: the HTTP layer serialises calls per host."""
 
-    def __init__(self, address: str, run_script: ScriptRunner) -> None:
+    def __init__(self, address: str, run_script: ScriptRunner, psrp: PSRPService | None = None) -> None:
         self.address = address
         self.run_script = run_script
+        self.psrp = psrp
         self.shells: dict[str, Shell] = {}
         self.commands_run = 0
 
     def handle(self, body: bytes) -> bytes:
         """Answer one SOAP request; raise WSManFault for the errors WinRM reports as faults."""
         try:
-            envelope = ET.fromstring(body)
+            # Requests come from clients on 127.0.0.1 only; ElementTree expands no external entities.
+            envelope = ET.fromstring(body)  # noqa: S314
         except ET.ParseError as exc:
             raise WSManFault("s:Sender", f"the request is not XML: {exc}") from exc
         action = _text(envelope, "s:Header/a:Action")
@@ -99,6 +104,9 @@ class ShellService:
         request_body = envelope.find("s:Body", NS)
         if request_body is None:
             raise WSManFault("s:Sender", "the request has no body")
+        if self.psrp is not None and self.psrp.serves(resource_uri, shell_id):
+            answer = self.psrp.handle(action, resource_uri, shell_id, request_body)
+            return envelope_bytes(action + "Response", message_id, answer)
 
         if action == ACTION_CREATE:
             response = self._create(resource_uri)
@@ -206,6 +214,18 @@ class ShellService:
         command_id = signal.get("CommandId") if signal is not None else None
         shell.commands.pop(command_id or "", None)
         return [ET.Element(_q("rsp", "SignalResponse"))]
+
+
+def is_command_receive(body: bytes) -> bool:
+    """Whether a request asks for a command's output (cmd process or PSRP pipeline): where a drop hurts most."""
+    try:
+        envelope = ET.fromstring(body)  # noqa: S314 - the lab parses what its loopback clients send
+    except ET.ParseError:
+        return False
+    desired = envelope.find("s:Body/rsp:Receive/rsp:DesiredStream", NS)
+    return _text(envelope, "s:Header/a:Action") == SHELL_ACTION + "Receive" and bool(
+        desired is not None and desired.get("CommandId")
+    )
 
 
 def envelope_bytes(action: str, relates_to: str, body_children: list[ET.Element]) -> bytes:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import typing as t
 from unittest.mock import MagicMock
 
 import pytest
+import requests
 from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.loader import shell_loader
 
@@ -109,9 +111,22 @@ def test_document_after_profile_noise_is_found() -> None:
     assert parse_script_output(SCRIPT, rc=0, stdout=f"Welcome banner\r\n{OK}\r\n", stderr="") == {"exists": False}
 
 
-def test_connection_failure_becomes_unreachable_naming_the_script() -> None:
-    action = fake_action(AnsibleConnectionFailure("connection refused"))[0]
-    with pytest.raises(HostUnreachable, match="kerberos_log_level could not reach the host: connection refused"):
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (
+            AnsibleConnectionFailure("connection refused"),
+            "kerberos_log_level could not reach the host: connection refused",
+        ),
+        (
+            requests.exceptions.ConnectionError("Connection aborted."),
+            "lost while host script kerberos_log_level ran; it may have made its change: Connection aborted.",
+        ),
+    ],
+)
+def test_connection_failure_becomes_unreachable_naming_the_script(failure: Exception, message: str) -> None:
+    action = fake_action(failure)[0]
+    with pytest.raises(HostUnreachable, match=re.escape(message)):
         run_host_script(action, "kerberos_log_level", {"action": "read"})
 
 
