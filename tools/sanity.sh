@@ -3,15 +3,9 @@
 # tracked tree (ansible-test requires that layout), in its own virtual environment (.venv-sanity).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
 
-stamp=.venv-sanity/.installed
-if [ ! -f "$stamp" ] || [ requirements/sanity.txt -nt "$stamp" ]; then
-    rm -rf .venv-sanity
-    "$PYTHON" -m venv .venv-sanity
-    .venv-sanity/bin/python -m pip install --quiet -r requirements/sanity.txt
-    touch "$stamp"
-fi
+. tools/venv.sh
+ensure_venv .venv-sanity -r requirements/sanity.txt
 
 # ansible-test 2.19 bootstraps pip 24.2 into its test environments with a script it downloads from outside the
 # package registries; it uses a cached copy when there is one, so ours goes there (see the script's docstring).

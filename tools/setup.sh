@@ -10,25 +10,16 @@ import sys
 sys.exit(0 if sys.version_info >= (3, 11) else 1)
 PY
 
-stamp=.venv/.installed
-if [ -f "$stamp" ] && [ "$stamp" -nt requirements/constraints.txt ] && [ "$stamp" -nt requirements/dev.txt ]; then
-    :
-else
-    if ! "$PYTHON" -m venv --help >/dev/null 2>&1 || ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
-        # Debian and Ubuntu ship venv/ensurepip in a separate package.
-        if command -v apt-get >/dev/null 2>&1; then
-            sudo_cmd=""
-            [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-            $sudo_cmd apt-get update -qq
-            $sudo_cmd apt-get install -y -qq python3-venv
-        fi
-    fi
-    rm -rf .venv
-    "$PYTHON" -m venv .venv
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -r requirements/dev.txt -c requirements/constraints.txt
-    touch "$stamp"
+if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    # Debian and Ubuntu ship venv and ensurepip in a package of their own.
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    $sudo_cmd apt-get install -y -qq python3-venv
 fi
+
+. tools/venv.sh
+ensure_venv .venv -r requirements/dev.txt -c requirements/constraints.txt
 
 # The collection, as Ansible expects to find it: ansible_collections/<namespace>/<name>.
 mkdir -p .collections/ansible_collections/mailflow

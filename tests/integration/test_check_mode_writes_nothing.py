@@ -3,16 +3,14 @@ fleet (every cause of both articles present somewhere), the lab's journal shows 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import COLLECTIONS_PATH, REPO_ROOT, PlaybookRunner
-from tests.lab.control import LabClient, start_lab
+from tests.integration.conftest import PlaybookRunner, running_lab
+from tests.lab.control import LabClient
+from tests.playbook import REPO_ROOT, run_playbook
 
 pytestmark = pytest.mark.integration
 
@@ -24,11 +22,8 @@ CHECK_MODE_TASKS: dict[str, list[dict[str, t.Any]]] = {
 
 @pytest.fixture(scope="module")
 def contoso(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[LabClient]:
-    client = start_lab("contoso", tmp_path_factory.mktemp("contoso"), ttl_seconds=900)
-    try:
+    with running_lab("contoso", tmp_path_factory.mktemp("contoso")) as client:
         yield client
-    finally:
-        client.stop()
 
 
 def test_every_module_is_covered() -> None:
@@ -52,17 +47,8 @@ def test_module_in_check_mode_writes_nothing(contoso: LabClient, tmp_path: Path,
 def test_audit_playbook_in_check_mode_writes_nothing(contoso: LabClient, tmp_path: Path) -> None:
     contoso.reset()
     inventory = contoso.write_inventory(tmp_path / "inventory.yml", connection="psrp", auth="negotiate")
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH), "ANSIBLE_LOCAL_TEMP": str(tmp_path)}
-    process = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), "playbooks/audit.yml", "--check"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert process.returncode == 0, process.stdout + process.stderr
-    assert "changed=1" in process.stdout
+    run = run_playbook(REPO_ROOT / "playbooks" / "audit.yml", inventory, tmp_path, extra_args=["--check"])
+    assert run.rc == 0, run.stdout + run.stderr
+    assert [item["result"]["changed"] for item in run.results if "article" in item["result"]] == [True] * 3
     assert contoso.journal() == []
     assert all(numbers["round_trips"] == 1 for name, numbers in contoso.counters().items() if name.startswith("ex"))

@@ -7,38 +7,26 @@ against a lab on 127.0.0.1, which stops by itself afterwards (and after --ttl se
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
 import typing as t
 from pathlib import Path
 
-from tests.lab.control import REPO_ROOT, LabClient, start_lab
+from tests.lab.control import LabClient, start_lab
+from tests.playbook import REPO_ROOT, run_playbook
 
-CALLBACKS = REPO_ROOT / "tests" / "integration" / "callback_plugins"
 # The SMTP codes in a queue's LastError: "451 4.4.0 ... 454 4.7.0 ..." -> the innermost reply, 454 4.7.0.
 SMTP_REPLY = re.compile(r"\b([45]\d\d) ([45]\.\d{1,3}\.\d{1,3})\b")
 
 
-def run_playbook(lab: LabClient, inventory: Path, playbook: str, work: Path, *, check: bool) -> list[dict[str, t.Any]]:
-    results = work / f"{Path(playbook).stem}-{'check' if check else 'apply'}.json"
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".collections"),
-        "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
-        "ANSIBLE_CALLBACKS_ENABLED": "record_results",
-        "ANSIBLE_LOCAL_TEMP": str(work / "ansible-local"),
-        "RECORD_RESULTS_FILE": str(results),
-    }
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), playbook, "--diff"]
-    if check:
-        command.append("--check")
-    print(f"\n$ ansible-playbook {playbook} --diff{' --check' if check else ''}", flush=True)
-    subprocess.run(command, env=env, cwd=REPO_ROOT, check=True, timeout=600)
-    return t.cast(list, json.loads(results.read_text(encoding="utf-8")))
+def run_phase(inventory: Path, playbook: str, work: Path, *, check: bool) -> list[dict[str, t.Any]]:
+    extra = ["--diff", "--check"] if check else ["--diff"]
+    print(f"\n$ ansible-playbook {playbook} {' '.join(extra)}", flush=True)
+    run = run_playbook(REPO_ROOT / playbook, inventory, work, extra_args=extra, cwd=REPO_ROOT, capture=False)
+    if run.rc != 0:
+        raise SystemExit(f"ansible-playbook {playbook} failed with rc {run.rc}")
+    return run.results
 
 
 def summarize(phase: str, results: list[dict[str, t.Any]], writes: int) -> list[str]:
@@ -93,7 +81,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 ("audit again", "playbooks/audit.yml", True),
             ):
                 before = len(lab.journal())
-                results = run_playbook(lab, inventory, playbook, work, check=check)
+                results = run_phase(inventory, playbook, work, check=check)
                 report += summarize(phase, results, len(lab.journal()) - before)
             counters = lab.counters()
             after_symptoms = symptoms(lab)

@@ -14,8 +14,6 @@ import os
 import re
 import socket
 import ssl
-import subprocess
-import sys
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +33,8 @@ from pypsrp.wsman import WSMan
 from ansible_collections.mailflow.remediation.plugins.plugin_utils._host_script import SCRIPT_DIR
 from tests.lab.__main__ import main as lab_cli
 from tests.lab.control import COMBINATIONS, CONNECTIONS, SCHEMES, LabClient, start_lab
+from tests.playbook import PlaybookRun, run_playbook
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-COLLECTIONS_PATH = REPO_ROOT / ".collections"
-RECORD_RESULTS = REPO_ROOT / "tests" / "integration" / "callback_plugins"
 HOST = "ex01"
 KEY = r"HKLM\SYSTEM\CURRENTCONTROLSET\CONTROL\LSA\KERBEROS\PARAMETERS"
 DENIED_KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\Kerberos\Parameters"
@@ -423,17 +419,15 @@ def test_an_unknown_fault_in_the_fleet_file_stops_the_lab_from_starting(tmp_path
 
 # --- ansible-playbook: one run, every case on its own host, in parallel ----------------------------------------------
 @dataclass
-class PlaybookRun:
-    rc: int
-    output: str
-    results: list[dict[str, t.Any]]
+class FleetRun:
+    """One ansible-playbook run over the whole fleet, with the lab's journal and counters after it."""
+
+    run: PlaybookRun
     journal: list[dict[str, t.Any]]
     counters: dict[str, t.Any]
 
     def task(self, name: str, host: str) -> dict[str, t.Any]:
-        matches = [item for item in self.results if item["task"] == name and item["host"] == host]
-        assert matches, f"no result for task {name!r} on {host}; output:\n{self.output}"
-        return matches[-1]
+        return self.run.task(name, host)
 
     def writes(self, host: str) -> list[tuple[str, t.Any]]:
         return [(entry["operation"], entry["params"].get("value")) for entry in self.journal if entry["host"] == host]
@@ -466,7 +460,7 @@ def combined_inventory(lab: LabClient, directory: Path, targets: t.Sequence[Targ
 
 
 @pytest.fixture(scope="module")
-def playbook_run(lab: LabClient, tmp_path_factory: pytest.TempPathFactory) -> PlaybookRun:
+def playbook_run(lab: LabClient, tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
     directory = tmp_path_factory.mktemp("playbook")
     inventory = combined_inventory(lab, directory, CHANGING + AUDITING)
     plays = [
@@ -485,39 +479,21 @@ def playbook_run(lab: LabClient, tmp_path_factory: pytest.TempPathFactory) -> Pl
     ]
     playbook = directory / "play.yml"
     playbook.write_text(yaml.safe_dump(plays, sort_keys=False), encoding="utf-8")
-    results = directory / "results.json"
     # A user's CA bundle variables would decide what "validate against the system store" means; the test decides.
     environment = {
         key: value for key, value in os.environ.items() if key not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
     }
-    environment.update(
-        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
-        ANSIBLE_CALLBACK_PLUGINS=str(RECORD_RESULTS),
-        ANSIBLE_CALLBACKS_ENABLED="record_results",
-        RECORD_RESULTS_FILE=str(results),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORKS=str(len(CHANGING + AUDITING)),
-        ANSIBLE_LOCAL_TEMP=str(directory / "ansible-local"),
-    )
-    process = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=directory,
-        timeout=120,
-        check=False,
-    )
-    recorded = json.loads(results.read_text(encoding="utf-8")) if results.exists() else []
-    return PlaybookRun(process.returncode, process.stdout + process.stderr, recorded, lab.journal(), lab.counters())
+    environment["ANSIBLE_FORKS"] = str(len(CHANGING + AUDITING))
+    run = run_playbook(playbook, inventory, directory, env=environment, timeout=120)
+    return FleetRun(run, lab.journal(), lab.counters())
 
 
 @pytest.mark.parametrize("combination", COMBINATIONS, ids=COMBINATION_IDS)
-def test_kerberos_logging_over_every_transport(playbook_run: PlaybookRun, combination: tuple[str, str, str]) -> None:
+def test_kerberos_logging_over_every_transport(playbook_run: FleetRun, combination: tuple[str, str, str]) -> None:
     host = MATRIX[combination].name
     enable, remove = playbook_run.task("enable", host), playbook_run.task("remove", host)
 
-    assert enable["status"] == remove["status"] == "ok", playbook_run.output
+    assert enable["status"] == remove["status"] == "ok", playbook_run.run.stdout + playbook_run.run.stderr
     assert enable["result"]["changed"] is True
     assert enable["result"]["previous"] == NOT_SET and enable["result"]["log_level"] == SET_1
     assert remove["result"]["changed"] is True and remove["result"]["log_level"] == NOT_SET
@@ -527,7 +503,7 @@ def test_kerberos_logging_over_every_transport(playbook_run: PlaybookRun, combin
 
 @pytest.mark.parametrize("connection", CONNECTIONS)
 def test_a_script_failing_on_the_host_fails_the_task_with_its_exception(
-    playbook_run: PlaybookRun, connection: str
+    playbook_run: FleetRun, connection: str
 ) -> None:
     host = DENIED[connection].name
     enable = playbook_run.task("enable", host)
@@ -541,7 +517,7 @@ def test_a_script_failing_on_the_host_fails_the_task_with_its_exception(
 @pytest.mark.parametrize("connection", CONNECTIONS)
 @pytest.mark.parametrize("fault", FAULT_CASES)
 def test_each_transport_fault_gives_the_error_a_user_would_see(
-    playbook_run: PlaybookRun, fault: str, connection: str
+    playbook_run: FleetRun, fault: str, connection: str
 ) -> None:
     _, status, message = FAULT_CASES[fault]
     host = FAULTED[(fault, connection)].name
@@ -556,7 +532,7 @@ def test_each_transport_fault_gives_the_error_a_user_would_see(
 
 
 @pytest.mark.parametrize("connection", CONNECTIONS)
-def test_a_wrong_password_makes_the_host_unreachable(playbook_run: PlaybookRun, connection: str) -> None:
+def test_a_wrong_password_makes_the_host_unreachable(playbook_run: FleetRun, connection: str) -> None:
     host = WRONG_PASSWORD[connection].name
     audit = playbook_run.task("audit", host)
 
@@ -569,7 +545,7 @@ def test_a_wrong_password_makes_the_host_unreachable(playbook_run: PlaybookRun, 
 @pytest.mark.parametrize(
     ("validation", "status"), [("ignore", "ok"), ("system", "unreachable")], ids=["ignore", "untrusted CA"]
 )
-def test_https_certificate_validation(playbook_run: PlaybookRun, connection: str, validation: str, status: str) -> None:
+def test_https_certificate_validation(playbook_run: FleetRun, connection: str, validation: str, status: str) -> None:
     audit = playbook_run.task("audit", CERTIFICATES[(validation, connection)].name)
 
     assert audit["status"] == status, audit["result"]
