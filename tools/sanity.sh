@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 . tools/venv.sh
 ensure_venv .venv-sanity -r requirements/sanity.txt
 
+# ansible-test skips its shellcheck test when the program is missing; install it so that the gate is real.
+if ! command -v shellcheck >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    $sudo_cmd apt-get install -y -qq shellcheck
+fi
+
 # ansible-test 2.19 bootstraps pip 24.2 into its test environments with a script it downloads from outside the
 # package registries; it uses a cached copy when there is one, so ours goes there (see the script's docstring).
 mkdir -p "$HOME/.ansible/test/cache"

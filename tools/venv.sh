@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the tools/ scripts: ensure_venv DIR [pip install arguments...] creates a virtual environment in DIR
 # and installs into it, unless DIR/.installed is newer than every requirements file; PYTHON picks the interpreter.
 

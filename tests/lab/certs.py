@@ -198,7 +198,7 @@ def build_chain(
     chain = [leaf]
     current = leaf
     # A chain longer than the pool cannot be a real path; the bound also defends against cross-signing loops.
-    for _ in range(len(pool) + 1):
+    for _attempt in range(len(pool) + 1):
         if is_self_signed(current):
             break
         issuer = next(

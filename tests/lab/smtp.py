@@ -98,7 +98,7 @@ class Acceptor:
                 events = self.selector.select(timeout=0.2)
             except (OSError, ValueError):
                 return  # the selector was closed by stop()
-            for key, _ in events:
+            for key, _mask in events:
                 if key.data is None:
                     return
                 listener = t.cast(socket.socket, key.fileobj)
@@ -191,7 +191,7 @@ class Session:
             if line is None:
                 return
             text = line.decode("ascii", "replace").rstrip("\r\n")
-            verb, _, argument = text.partition(" ")
+            verb, _space, argument = text.partition(" ")
             verb = verb.upper()
             if verb == "QUIT":
                 self.send("221 2.0.0 Service closing transmission channel")
@@ -273,7 +273,7 @@ class Session:
 
 def _address(argument: str) -> str:
     """The address in ``FROM:<a@b> SIZE=..`` or ``TO:<a@b>``."""
-    _, _, rest = argument.partition(":")
+    rest = argument.partition(":")[2]
     rest = rest.strip()
     if rest.startswith("<"):
         return rest[1 : rest.find(">")] if ">" in rest else rest[1:]
@@ -370,7 +370,7 @@ class ExchangeSession(Session):
     def tls_context(self) -> ssl.SSLContext | None:
         if self.host.smtp_certificate() is None:
             return None
-        context, _ = self.mail.credentials.context(self.mail.fleet, self.host, server_side=True)
+        context = self.mail.credentials.context(self.mail.fleet, self.host, server_side=True)[0]
         return context
 
 
@@ -571,7 +571,7 @@ class MailLab:
         """Relay one message from ``host`` through EOP over real SMTP and TLS, presenting ``host``'s chain."""
         if self.eop is None:
             raise RuntimeError("the fleet has no eop section")
-        context, _ = self.credentials.context(self.fleet, host, server_side=False)
+        context = self.credentials.context(self.fleet, host, server_side=False)[0]
         sender = f"postmaster@{self.fleet.eop.tenant_domain}" if self.fleet.eop else "postmaster@lab.invalid"
         try:
             with smtplib.SMTP(LOOPBACK, self.eop.port, local_hostname=host.fqdn, timeout=SOCKET_TIMEOUT) as client:

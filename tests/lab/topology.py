@@ -161,7 +161,7 @@ def apply(fleet: Fleet, document: dict[str, t.Any]) -> None:
         dcs = [name for name, entry in entries.items() if "dc" in entry.get("roles", [])]
         fleet.forest = Forest(
             name=str(forest_doc["name"]),
-            netbios=str(forest_doc.get("netbios", str(forest_doc["name"]).split(".")[0].upper())),
+            netbios=str(forest_doc.get("netbios", str(forest_doc["name"]).split(".", maxsplit=1)[0].upper())),
             pdc_emulator=str(forest_doc.get("pdc_emulator", dcs[0] if dcs else "")),
             sites=list(forest_doc.get("sites", [])),
         )

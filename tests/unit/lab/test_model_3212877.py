@@ -42,7 +42,7 @@ def presented_by_server(port: int) -> list[x509.Certificate]:
         client.starttls(context=context)
         sslobj = client.sock._sslobj  # type: ignore[union-attr]
         chain = [x509.load_pem_x509_certificate(item.public_bytes().encode()) for item in sslobj.get_unverified_chain()]
-        code, _ = client.ehlo()
+        code = client.ehlo()[0]
         assert code == 250
     return chain
 
