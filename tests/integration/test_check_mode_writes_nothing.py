@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import PlaybookRunner, running_lab
+from tests.integration.conftest import PlaybookRunner, requires_lab, running_lab
 from tests.lab.control import LabClient
 from tests.playbook import REPO_ROOT, run_playbook
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, requires_lab]
 
 # Arguments that make each module want a change somewhere in contoso, so that check mode has something to withhold.
 CHECK_MODE_TASKS: dict[str, list[dict[str, t.Any]]] = {

@@ -1,7 +1,8 @@
-"""kerberos_logging end to end: ansible-playbook -> winrm (NTLM, message encryption) -> the lab.
+"""kerberos_logging end to end: ansible-playbook -> winrm (NTLM, message encryption) -> the lab (or real hosts).
 
 The rhythm of every module's integration test: check mode -> apply -> apply again -> read back -> assert, with the
 lab's journal proving that check mode wrote nothing and its counters proving that bad input cost no round trip.
+Against real hosts (MAILFLOW_INTEGRATION_INVENTORY) the rhythm runs from whatever value a host has, and puts it back.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import typing as t
 
 import pytest
 
-from tests.integration.conftest import PlaybookRunner
+from tests.integration.conftest import PlaybookRunner, requires_lab
+from tests.playbook import PlaybookRun
 
 pytestmark = pytest.mark.integration
 
@@ -39,32 +41,41 @@ def test_check_apply_idempotent_readback_absent_restored(playbook: PlaybookRunne
         ]
     )
     assert run.rc == 0, run.stdout + run.stderr
+    for host in sorted({item["host"] for item in run.results}):
+        assert_rhythm(run, host)
+
+    if playbook.on_lab:
+        assert run.task("audit", "ex01")["result"]["previous"]["exists"] is False and log_level(playbook) is None
+        operations = [(entry["operation"], entry["params"].get("value")) for entry in playbook.lab.journal()]
+        # check mode (audit, read back) and the idempotent run wrote nothing: the four real changes are journaled.
+        assert operations == [("set", 1), ("remove", None), ("set", 1), ("remove", None)]
+        trips = playbook.lab.counters()["ex01"]["round_trips"]
+        assert trips == 7 + 4  # one read per task, one change per task that changed
+
+
+def assert_rhythm(run: PlaybookRun, host: str) -> None:
     audit, enable, again, read_back, remove, restore_enabled, restore_original = (
-        run.task(name)["result"]
+        run.task(name, host)["result"]
         for name in ("audit", "enable", "enable again", "read back", "remove", "restore enabled", "restore original")
     )
-    assert audit["changed"] is True and audit["previous"]["exists"] is False
-    assert "LogLevel = 1 (REG_DWORD)" in audit["diff"]["after"] and "(not set)" in audit["diff"]["before"]
-    assert enable["changed"] is True and enable["log_level"] == {
-        "key_exists": True,
-        "exists": True,
-        "kind": "DWord",
-        "value": 1,
-    }
+    original = audit["previous"]
+    was_enabled = original["exists"] and original["kind"] == "DWord" and original["value"] == 1
+    set_1 = {"key_exists": True, "exists": True, "kind": "DWord", "value": 1}
+    assert audit["changed"] is not was_enabled
+    assert "LogLevel = 1 (REG_DWORD)" in audit["diff"]["after"]
+    assert enable["changed"] is not was_enabled and enable["log_level"] == set_1
+    assert enable["previous"] == original, "check mode changed the value"
     assert again["changed"] is False and again["changes"] == []
-    assert read_back["changed"] is False and read_back["previous"]["value"] == 1
+    assert read_back["changed"] is False and read_back["previous"] == set_1
     assert remove["changed"] is True and remove["log_level"]["exists"] is False
-    assert restore_enabled["changed"] is True and restore_enabled["log_level"]["value"] == 1
-    assert restore_original["changed"] is True and restore_original["log_level"]["exists"] is False
-    assert log_level(playbook) is None
-
-    operations = [(entry["operation"], entry["params"].get("value")) for entry in playbook.lab.journal()]
-    # check mode (audit, read back) and the idempotent run wrote nothing: exactly the four real changes are journaled.
-    assert operations == [("set", 1), ("remove", None), ("set", 1), ("remove", None)]
-    trips = playbook.lab.counters()["ex01"]["round_trips"]
-    assert trips == 7 + 4  # one read per task, one change per task that changed
+    assert restore_enabled["changed"] is True and restore_enabled["log_level"] == set_1
+    assert restore_original["changed"] is not was_enabled
+    assert {k: restore_original["log_level"][k] for k in ("exists", "kind", "value")} == {
+        k: original[k] for k in ("exists", "kind", "value")
+    }
 
 
+@requires_lab
 def test_check_mode_alone_writes_nothing(playbook: PlaybookRunner) -> None:
     run = playbook.run([task("audit", {"level": 1})], extra_args=["--check", "--diff"])
     assert run.rc == 0
@@ -87,6 +98,7 @@ def test_check_mode_alone_writes_nothing(playbook: PlaybookRunner) -> None:
         ({"state": "absent", "level": 0}, "level: only applies to state=present"),
     ],
 )
+@requires_lab
 def test_bad_input_fails_naming_the_option_without_any_round_trip(
     playbook: PlaybookRunner, args: dict[str, t.Any], message: str
 ) -> None:
@@ -98,6 +110,7 @@ def test_bad_input_fails_naming_the_option_without_any_round_trip(
     assert counters["requests"] == 0 and counters["round_trips"] == 0
 
 
+@requires_lab
 def test_access_denied_names_the_script_and_error_and_writes_nothing(playbook: PlaybookRunner) -> None:
     playbook.lab.set_faults("ex01", registry_write_denied=[KEY])
     try:
