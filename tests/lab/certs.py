@@ -126,7 +126,7 @@ class Pki:
             .not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=397))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(ca=False), critical=True)
+            .add_extension(key_usage(ca=False), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                 critical=False,
@@ -275,7 +275,8 @@ def _name(common: str) -> x509.Name:
     )
 
 
-def _key_usage(*, ca: bool) -> x509.KeyUsage:
+def key_usage(*, ca: bool) -> x509.KeyUsage:
+    """The key usage of a CA (signs certificates and CRLs) or of a TLS leaf; shared by the lab's two PKIs."""
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
@@ -307,7 +308,7 @@ def _authority(name: str, subject: str, issuer: Authority | None) -> Authority:
         .not_valid_before(now - dt.timedelta(days=2))
         .not_valid_after(now + dt.timedelta(days=3650 if issuer is None else 1825))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(_key_usage(ca=True), critical=True)
+        .add_extension(key_usage(ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     if issuer is not None:

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.lab.certs import key_to_pem, key_usage, to_pem
+
 # Clocks of CI machines and of the lab differ a little; a certificate valid from an hour ago is valid for both.
 BACKDATE = datetime.timedelta(hours=1)
 
@@ -62,20 +64,7 @@ class LabAuthority:
             .not_valid_before(self.not_before)
             .not_valid_after(self.not_after)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(key_usage(ca=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .sign(self._key, hashes.SHA256())
         )
@@ -101,20 +90,7 @@ class LabAuthority:
             .not_valid_before(self.not_before)
             .not_valid_after(self.not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(key_usage(ca=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -126,14 +102,7 @@ class LabAuthority:
         handle, path = tempfile.mkstemp(prefix="lab-tls-", suffix=".pem")
         try:
             with os.fdopen(handle, "wb") as stream:
-                stream.write(
-                    key.private_bytes(
-                        serialization.Encoding.PEM,
-                        serialization.PrivateFormat.PKCS8,
-                        serialization.NoEncryption(),
-                    )
-                )
-                stream.write(certificate.public_bytes(serialization.Encoding.PEM))
+                stream.write(key_to_pem(key) + to_pem([certificate]))
             context.load_cert_chain(path)
         finally:
             os.unlink(path)
