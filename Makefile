@@ -42,6 +42,7 @@ floor: setup
 ## Numbers, not assertions: wall time, round trips and bytes per host across a lab fleet.
 benchmark: setup
 	$(BIN)/python -m tests.benchmarks.fleet_audit --hosts 50 --forks 25
+	$(BIN)/python -m tests.benchmarks.lab_scale --hosts 50 200 500
 
 clean:
 	rm -rf $(VENV) .venv-sanity .venv-floor .collections .cache build

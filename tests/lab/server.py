@@ -6,6 +6,7 @@ Everything binds to 127.0.0.1 and the lab stops by itself when its time limit ru
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import datetime
 import json
@@ -367,8 +368,9 @@ class Lab:
         self.stopped.set()
         self._timer.cancel()
         self.mail.stop()
-        for endpoint in self.endpoints.values():
-            endpoint.stop()
+        # Each listener's shutdown waits for its serve loop to notice; in parallel, a large fleet stops in seconds.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="lab-stop") as pool:
+            list(pool.map(HostEndpoint.stop, self.endpoints.values()))
         self.control.shutdown()
         self.control.server_close()
 
