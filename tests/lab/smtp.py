@@ -19,6 +19,7 @@ Everything binds to 127.0.0.1, and stops with the lab or by itself after its tim
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import email.utils
 import selectors
@@ -142,7 +143,7 @@ class Acceptor:
                     connection.shutdown(socket.SHUT_RDWR)
 
 
-class Session:
+class Session(abc.ABC):
     """The server side of one SMTP session (RFC 5321 with STARTTLS, RFC 3207), as both servers speak it."""
 
     def __init__(self, connection: socket.socket, address: tuple[str, int]) -> None:
@@ -155,11 +156,13 @@ class Session:
         self.recipients: list[str] = []
 
     # What a subclass decides ------------------------------------------------------------------------------------
+    @abc.abstractmethod
     def banner(self) -> str:
-        raise NotImplementedError
+        """The 220 greeting's text."""
 
+    @abc.abstractmethod
     def hostname(self) -> str:
-        raise NotImplementedError
+        """The name the server gives in its EHLO reply."""
 
     def extensions(self) -> list[str]:
         return []
@@ -167,7 +170,7 @@ class Session:
     def tls_context(self) -> ssl.SSLContext | None:
         return None
 
-    def after_tls(self) -> None:
+    def after_tls(self) -> None:  # noqa: B027 - an optional hook; most servers need nothing here
         """Called once the STARTTLS handshake completed."""
 
     def rcpt(self, address: str) -> str:
