@@ -16,6 +16,7 @@ from tests.lab import topology
 from tests.lab.certs import Chain, Pki, PrivateKey, thumbprint
 from tests.lab.directory import Directory
 from tests.lab.exchange import ExchangeState
+from tests.lab.generate import generate_fleet
 from tests.lab.topology import EopSettings, Forest, Network, Reachability, Settings
 from tests.lab.windows import (
     CAPI2_OPERATIONAL,
@@ -55,6 +56,13 @@ class Credentials:
             f"{self.username}@{self.domain}".lower(),
         }
         return username.lower() in names and password == self.password
+
+
+def registry_value_name(values: t.Mapping[str, t.Any], name: str) -> str | None:
+    """The stored spelling of value ``name`` in a key's values, or None: Windows compares value names
+    case-insensitively, so every reader of the emulated registry looks them up through this."""
+    wanted = name.lower()
+    return next((stored for stored in values if stored.lower() == wanted), None)
 
 
 def registry_path(path: str) -> str:
@@ -129,10 +137,11 @@ class HostState:
         values: dict[str, t.Any] = {}
         for setting, (key, value_name, kind) in W32TIME_VALUES.items():
             found = self.registry_key(key) or {}
-            match = next((value for name, value in found.items() if name.lower() == value_name.lower()), None)
-            if match is None:
+            stored = registry_value_name(found, value_name)
+            if stored is None:
                 return None
-            values[setting] = int(match[1]) if kind == "DWord" else str(match[1])
+            data = found[stored][1]
+            values[setting] = int(data) if kind == "DWord" else str(data)
         return W32TimeConfig(**values)
 
     # --- event logs ----------------------------------------------------------------------------------------------
@@ -259,8 +268,6 @@ class Fleet:
 def load_fleet(path: str | Path) -> Fleet:
     """Read a fleet file; a bare name means one of the shipped fleets in fleets/, ``generated-N`` a generated one."""
     if isinstance(path, str) and path.startswith("generated-") and path[len("generated-") :].isdigit():
-        from tests.lab.generate import generate_fleet
-
         return fleet_from_document(path, generate_fleet(int(path[len("generated-") :])))
     candidate = Path(path)
     if not candidate.suffix and not candidate.exists():

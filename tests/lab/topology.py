@@ -191,7 +191,7 @@ def apply(fleet: Fleet, document: dict[str, t.Any]) -> None:
 
 
 def _host(fleet: Fleet, host: HostState, entry: dict[str, t.Any], index: int) -> None:
-    from tests.lab.fleet import registry_path
+    from tests.lab.fleet import registry_path, registry_value_name
 
     rich = fleet.forest is not None
     if rich and "fqdn" not in entry:
@@ -211,7 +211,7 @@ def _host(fleet: Fleet, host: HostState, entry: dict[str, t.Any], index: int) ->
             # Directly, not through writable_registry_key: a write-denied fault concerns the twins, not the loader.
             existing = host.registry.setdefault(registry_path(key), {})
             # A value the fleet file sets under ``registry`` wins over the generated one.
-            if not any(name.lower() == value_name.lower() for name in existing):
+            if registry_value_name(existing, value_name) is None:
                 existing[value_name] = (kind, int(values[setting]) if kind == "DWord" else str(values[setting]))
 
     services: dict[str, Service] = {}

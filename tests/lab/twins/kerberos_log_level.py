@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing as t
 
-from tests.lab.fleet import HostException, HostState
+from tests.lab.fleet import HostException, HostState, registry_value_name
 
 VERSION = 1
 SHA256 = "319411e2a0bb2372e130d76f8ceb417b4fa6ba99664182c403bf701a46675cd3"
@@ -12,11 +12,6 @@ SHA256 = "319411e2a0bb2372e130d76f8ceb417b4fa6ba99664182c403bf701a46675cd3"
 KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\Kerberos\Parameters"
 VALUE = "LogLevel"
 INT32 = range(-(2**31), 2**31)
-
-
-def _find(values: dict[str, tuple[str, t.Any]]) -> str | None:
-    # Value names are case-insensitive, as GetValueNames() -contains compares them.
-    return next((name for name in values if name.lower() == VALUE.lower()), None)
 
 
 def run(
@@ -38,14 +33,14 @@ def run(
             )
         values = host.writable_registry_key(KEY, create=True)
         assert values is not None
-        existing = _find(values)
+        existing = registry_value_name(values, VALUE)
         if existing is not None:
             del values[existing]
         values[VALUE] = ("DWord", int(value))
         record_write("set", {"key": KEY, "value_name": VALUE, "kind": "DWord", "value": int(value)})
     elif action == "remove":
         values = host.writable_registry_key(KEY, create=False)
-        existing = _find(values) if values is not None else None
+        existing = registry_value_name(values, VALUE) if values is not None else None
         if values is not None and existing is not None:
             del values[existing]
             record_write("remove", {"key": KEY, "value_name": VALUE})
@@ -54,7 +49,7 @@ def run(
 
     values = host.registry_key(KEY)
     state: dict[str, t.Any] = {"key_exists": values is not None, "exists": False, "kind": None, "value": None}
-    existing = _find(values) if values is not None else None
+    existing = registry_value_name(values, VALUE) if values is not None else None
     if values is not None and existing is not None:
         kind, value = values[existing]
         state.update(exists=True, kind=kind, value=value)
