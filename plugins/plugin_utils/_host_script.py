@@ -5,18 +5,28 @@
 Private to the mailflow.remediation collection; not a public API and may change without notice.
 
 A host script is a static ``.ps1`` file in ``host_scripts/``. Its first line names it and its version
-(``# mailflow-host-script: NAME vN``). Parameters travel as JSON on stdin; the script writes one JSON document
-to stdout: ``{"script": NAME, "version": N, "ok": true, "result": ...}`` or, when it caught an exception,
-``{"script": NAME, "version": N, "ok": false, "error": {"type": ..., "message": ...}}``.
+(``# mailflow-host-script: NAME vN``); the comment lines after it declare its contract: the parameters it reads
+(``# input NAME: TYPE``), the keys of the result it returns (``# output NAME: TYPE``) and what it may change on the
+host (``# writes AREA: WHAT``). TYPE is ``str``, ``int``, ``float``, ``bool``, ``list``, ``dict``, ``datetime`` (an
+ISO 8601 string) or ``any``; a ``?`` suffix admits null (for an input: it may be left out, and is then sent as
+null); a ``str`` input may list its choices, ``str read|set|remove``.
+
+Every run sends the same small command line, ``bootstrap.ps1`` as ``PowerShell -EncodedCommand``, and carries the
+script and its parameters on stdin as two ASCII JSON lines (cmd.exe, which WinRM's cmd shell goes through, stops a
+command line at 8,191 characters; a console code page would garble anything that is not ASCII). The bootstrap
+runs the script with the parameters as an object and writes one JSON document to stdout:
+``{"script": NAME, "version": N, "ok": true, "result": {...}}`` or, when an exception escaped the script,
+``{"script": NAME, "version": N, "ok": false, "error": {"type": ..., "message": ..., "hresult": ...}}``.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import re
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ansible.errors import AnsibleConnectionFailure
@@ -25,8 +35,14 @@ if t.TYPE_CHECKING:
     from ansible.plugins.action import ActionBase
 
 SCRIPT_DIR = Path(__file__).resolve().parent / "host_scripts"
+BOOTSTRAP_PATH = Path(__file__).resolve().parent / "bootstrap.ps1"
 HEADER_PATTERN = re.compile(r"^# mailflow-host-script: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
+BOOTSTRAP_HEADER = "# mailflow-bootstrap v1"
+CONTRACT_PATTERN = re.compile(r"^# (?P<section>input|output|writes) (?P<name>[A-Za-z0-9_-]+): (?P<spec>.+)$")
+TYPES = ("str", "int", "float", "bool", "list", "dict", "datetime", "any")
 
+# cmd.exe's limit for a command line (WinRM's cmd shell runs every command through it).
+COMMAND_LINE_LIMIT = 8191
 # What a failure message quotes of unexpected output: enough to recognise it, never a whole dump.
 EXCERPT_LIMIT = 600
 
@@ -40,12 +56,17 @@ class HostScriptError(Exception):
 
 
 class HostScriptRaised(HostScriptError):
-    """The script caught an exception on the host (access denied, missing cmdlet, ...)."""
+    """An exception escaped the script on the host (access denied, missing cmdlet, ...).
 
-    def __init__(self, script: str, error_type: str, error_message: str) -> None:
+    ``error_type`` (the .NET type) and ``hresult`` do not depend on the host's language; ``error_message`` does, and
+    is only ever shown to people.
+    """
+
+    def __init__(self, script: str, error_type: str, error_message: str, hresult: int | None = None) -> None:
         super().__init__(script, f"host script {script} failed on the host: {error_type}: {error_message}")
         self.error_type = error_type
         self.error_message = error_message
+        self.hresult = hresult
 
 
 class HostScriptBadOutput(HostScriptError):
@@ -64,11 +85,72 @@ class HostUnreachable(HostScriptError):
     """The connection itself failed: Ansible reports the host as unreachable."""
 
 
+class ContractViolation(HostScriptError):
+    """The controller was about to send parameters the script does not declare: a defect of the collection."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One declared input or output: its type, whether it may be null, and for a ``str`` input its choices."""
+
+    name: str
+    type: str
+    nullable: bool = False
+    choices: tuple[str, ...] = ()
+
+    def admits(self, value: t.Any) -> bool:
+        if value is None:
+            return self.nullable
+        if self.choices and value not in self.choices:
+            return False
+        return _is_type(value, self.type)
+
+    def describe(self) -> str:
+        kind = self.type + ("?" if self.nullable else "")
+        return f"{kind} {'|'.join(self.choices)}" if self.choices else kind
+
+
+@dataclass(frozen=True)
+class Contract:
+    inputs: dict[str, Field] = field(default_factory=dict)
+    outputs: dict[str, Field] = field(default_factory=dict)
+    # AREA -> what of it the script may change, e.g. "registry" -> ["HKLM\\...\\LogLevel DWord"].
+    writes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class HostScript:
     name: str
     version: int
     text: str
+    contract: Contract
+
+    @property
+    def wire_text(self) -> str:
+        return wire_text(self.text)
+
+
+def _is_type(value: t.Any, kind: str) -> bool:
+    if kind == "any":
+        return True
+    if kind == "datetime":
+        if not isinstance(value, str):
+            return False
+        try:
+            datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return True
+    expected: dict[str, tuple[type, ...]] = {
+        "str": (str,),
+        "int": (int,),
+        "float": (int, float),
+        "bool": (bool,),
+        "list": (list,),
+        "dict": (dict,),
+    }
+    # JSON true is not a number, whatever Python's bool-is-int says.
+    return isinstance(value, expected[kind]) and (kind == "bool" or not isinstance(value, bool))
 
 
 def excerpt_of(text: str, limit: int = EXCERPT_LIMIT) -> str:
@@ -78,18 +160,116 @@ def excerpt_of(text: str, limit: int = EXCERPT_LIMIT) -> str:
     return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
+def wire_text(text: str) -> str:
+    """A script as it travels: every line stripped, blank and comment lines dropped, the header kept.
+
+    Comments are for reviewers; on the wire they would cost bytes on every run. The script rules forbid what this
+    would corrupt (here-strings, strings and block comments spanning lines).
+    """
+    lines = text.splitlines()
+    kept = [lines[0].strip()] if lines else []
+    kept += [line.strip() for line in lines[1:] if line.strip() and not line.strip().startswith("#")]
+    return "\n".join(kept)
+
+
+def parse_contract(name: str, text: str) -> Contract:
+    """The contract a script's header comments declare; a malformed declaration is an error of the collection."""
+    contract = Contract()
+    for line in text.splitlines()[1:]:
+        if not line.startswith("#"):
+            break
+        match = CONTRACT_PATTERN.match(line.rstrip())
+        if match is None:
+            continue
+        section, key, spec = match.group("section"), match.group("name"), match.group("spec").strip()
+        if section == "writes":
+            contract.writes[key] = (*contract.writes.get(key, ()), spec)
+            continue
+        kind, _space, choices = spec.partition(" ")
+        nullable = kind.endswith("?")
+        kind = kind.rstrip("?")
+        if kind not in TYPES or (choices and kind != "str"):
+            raise ValueError(f"{name}.ps1: cannot read the contract line {line!r}")
+        target = contract.inputs if section == "input" else contract.outputs
+        if key in target:
+            raise ValueError(f"{name}.ps1: {section} {key} is declared twice")
+        target[key] = Field(key, kind, nullable, tuple(choices.split("|")) if choices else ())
+    if not contract.outputs:
+        raise ValueError(f"{name}.ps1: the contract declares no output")
+    return contract
+
+
 @functools.cache
 def load_host_script(name: str) -> HostScript:
-    """Read ``host_scripts/NAME.ps1`` and check that its header names it."""
+    """Read ``host_scripts/NAME.ps1``, check that its header names it, and read its contract."""
     path = SCRIPT_DIR / f"{name}.ps1"
     text = path.read_text(encoding="utf-8")
     header = HEADER_PATTERN.match(text.splitlines()[0] if text else "")
     if header is None or header.group("name") != name:
         raise ValueError(f"{path.name}: the first line must be '# mailflow-host-script: {name} vN'")
-    return HostScript(name=name, version=int(header.group("version")), text=text)
+    return HostScript(name=name, version=int(header.group("version")), text=text, contract=parse_contract(name, text))
 
 
-def parse_script_output(script: HostScript, *, rc: int, stdout: str, stderr: str) -> t.Any:
+@functools.cache
+def bootstrap_text() -> str:
+    text = BOOTSTRAP_PATH.read_text(encoding="utf-8")
+    if not text.startswith(BOOTSTRAP_HEADER + "\n"):
+        raise ValueError(f"{BOOTSTRAP_PATH.name}: the first line must be {BOOTSTRAP_HEADER!r}")
+    return text
+
+
+def wire_params(script: HostScript, params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The parameters as sent: checked against the contract, every declared input present (null when left out).
+
+    Under ``Set-StrictMode -Version Latest`` reading a property the JSON lacks is an error, so an optional input
+    travels as null rather than not at all.
+    """
+    undeclared = sorted(set(params) - set(script.contract.inputs))
+    if undeclared:
+        raise ContractViolation(script.name, f"host script {script.name} declares no input {', '.join(undeclared)}")
+    sent = {}
+    for key, declared in script.contract.inputs.items():
+        value = params.get(key)
+        if not declared.admits(value):
+            raise ContractViolation(
+                script.name, f"host script {script.name} takes {key} as {declared.describe()}, not {value!r}"
+            )
+        sent[key] = value
+    return sent
+
+
+def build_invocation(shell: t.Any, script: HostScript, params: t.Mapping[str, t.Any]) -> tuple[str, bytes]:
+    """The command line and the stdin of one run: the fixed bootstrap, and the script with its parameters."""
+    command = str(shell._encode_script(wire_text(bootstrap_text())))
+    envelope = {"name": script.name, "version": script.version, "script": script.wire_text}
+    # ensure_ascii: stdin goes through the console's code page, in which only ASCII is safe.
+    stdin = "\n".join(json.dumps(line, ensure_ascii=True, separators=(",", ":")) for line in (envelope, params))
+    return command, (stdin + "\n").encode("ascii")
+
+
+def check_result(script: HostScript, result: t.Any, *, rc: int, stdout: str, stderr: str) -> dict[str, t.Any]:
+    """The result, if it has exactly the keys and types the contract declares."""
+    outputs = script.contract.outputs
+    problem = ""
+    if not isinstance(result, dict):
+        problem = f"a result that is not an object ({type(result).__name__})"
+    elif set(result) != set(outputs):
+        missing, extra = sorted(set(outputs) - set(result)), sorted(set(result) - set(outputs))
+        problem = f"a result that breaks its contract (missing {missing}, undeclared {extra})"
+    else:
+        wrong = [
+            f"{key}={result[key]!r} is not {declared.describe()}"
+            for key, declared in outputs.items()
+            if not declared.admits(result[key])
+        ]
+        if wrong:
+            problem = f"a result that breaks its contract ({'; '.join(wrong)})"
+    if problem:
+        raise HostScriptBadOutput(script.name, problem, rc=rc, stdout=stdout, stderr=stderr)
+    return t.cast(dict, result)
+
+
+def parse_script_output(script: HostScript, *, rc: int, stdout: str, stderr: str) -> dict[str, t.Any]:
     """Turn what the host printed into the script's result, or raise the one matching failure."""
     document = _find_document(stdout)
     if document is None:
@@ -105,18 +285,24 @@ def parse_script_output(script: HostScript, *, rc: int, stdout: str, stderr: str
             stderr=stderr,
         )
     if document.get("ok") is True and rc == 0 and "result" in document:
-        return document["result"]
+        return check_result(script, document["result"], rc=rc, stdout=stdout, stderr=stderr)
     error = document.get("error")
     if document.get("ok") is False and isinstance(error, dict):
-        raise HostScriptRaised(script.name, str(error.get("type", "unknown")), str(error.get("message", "")))
+        hresult = error.get("hresult")
+        raise HostScriptRaised(
+            script.name,
+            str(error.get("type", "unknown")),
+            str(error.get("message", "")),
+            hresult if isinstance(hresult, int) and not isinstance(hresult, bool) else None,
+        )
     raise HostScriptBadOutput(script.name, "an inconsistent document", rc=rc, stdout=stdout, stderr=stderr)
 
 
 def _find_document(stdout: str) -> dict[str, t.Any] | None:
-    # The script prints exactly one compressed JSON line; a profile or a module load may print before it, so the
-    # last line that parses as an object is the document.
+    # The bootstrap prints exactly one compressed JSON line; a profile or a module load may print before it, and a
+    # UTF-8 byte order mark may lead a line, so the last line that parses as an object is the document.
     for line in reversed(stdout.strip().splitlines()):
-        line = line.strip()
+        line = line.strip().lstrip("\ufeff")
         if not line.startswith("{"):
             continue
         try:
@@ -128,14 +314,12 @@ def _find_document(stdout: str) -> dict[str, t.Any] | None:
     return None
 
 
-def run_host_script(action: ActionBase, name: str, params: t.Mapping[str, t.Any]) -> t.Any:
+def run_host_script(action: ActionBase, name: str, params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     """Run one static host script over the task's connection (winrm or psrp) and return its result."""
     script = load_host_script(name)
-    # The shell plugin encodes the script the way ansible-core sends its own PowerShell, so it reaches the host
-    # unchanged over winrm and psrp; the parameters are data on stdin, never part of the script text.
-    command = action._connection._shell._encode_script(script.text)
+    command, stdin = build_invocation(action._connection._shell, script, wire_params(script, params))
     try:
-        outcome = action._low_level_execute_command(command, in_data=json.dumps(dict(params)), sudoable=False)
+        outcome = action._low_level_execute_command(command, in_data=stdin, sudoable=False)
     except AnsibleConnectionFailure as exc:
         raise HostUnreachable(name, f"host script {name} could not reach the host: {exc}") from exc
     except OSError as exc:

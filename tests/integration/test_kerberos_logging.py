@@ -12,6 +12,7 @@ import typing as t
 import pytest
 
 from tests.integration.conftest import PlaybookRunner, requires_lab
+from tests.lab.journal import MISSING, registry_value_changes
 from tests.playbook import PlaybookRun
 
 pytestmark = pytest.mark.integration
@@ -46,9 +47,15 @@ def test_check_apply_idempotent_readback_absent_restored(playbook: PlaybookRunne
 
     if playbook.on_lab:
         assert run.task("audit", "ex01")["result"]["previous"]["exists"] is False and log_level(playbook) is None
-        operations = [(entry["operation"], entry["params"].get("value")) for entry in playbook.lab.journal()]
+        operations = registry_value_changes(playbook.lab.journal(), "ex01")
         # check mode (audit, read back) and the idempotent run wrote nothing: the four real changes are journaled.
-        assert operations == [("set", 1), ("remove", None), ("set", 1), ("remove", None)]
+        set_1 = ["DWord", 1]
+        assert operations == [
+            ("LogLevel", MISSING, set_1),
+            ("LogLevel", set_1, MISSING),
+            ("LogLevel", MISSING, set_1),
+            ("LogLevel", set_1, MISSING),
+        ]
         trips = playbook.lab.counters()["ex01"]["round_trips"]
         assert trips == 7 + 4  # one read per task, one change per task that changed
 

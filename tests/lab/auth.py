@@ -14,12 +14,19 @@ import tempfile
 
 import spnego
 import spnego.exceptions
+from spnego.channel_bindings import GssChannelBindings
 
 from tests.lab.fleet import Credentials
 
 BOUNDARY = b"--Encrypted Boundary"
 ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
-CHALLENGES = ("Negotiate", 'Basic realm="WSMAN"')
+# What a default WinRM listener offers; Basic only where the service allows it (winrm/config/service/auth).
+CHALLENGES = ("Negotiate", "Kerberos")
+BASIC_CHALLENGE = 'Basic realm="WSMAN"'
+
+
+def challenges(*, allow_basic: bool) -> tuple[str, ...]:
+    return (*CHALLENGES, BASIC_CHALLENGE) if allow_basic else CHALLENGES
 
 
 class AuthFailed(Exception):
@@ -37,13 +44,21 @@ def install_ntlm_credentials(credentials: Credentials, directory: str | None = N
 
 
 class ConnectionAuth:
-    """The authentication state of one client connection."""
+    """The authentication state of one client connection.
 
-    def __init__(self, credentials: Credentials) -> None:
+    ``channel_binding`` is the TLS connection's tls-server-end-point data: over HTTPS an NTLM logon must be bound
+    to it. Windows' default (CbtHardeningLevel Relaxed) checks it when the client sends one, and every client the
+    collection supports does; the lab requires it, which is at least as strict.
+    """
+
+    def __init__(self, credentials: Credentials, *, channel_binding: bytes | None = None) -> None:
         self.credentials = credentials
+        self.channel_bindings = GssChannelBindings(application_data=channel_binding) if channel_binding else None
         self.context: spnego.ContextProxy | None = None
         self.scheme = ""
         self.user = ""
+        # How the client logged on: "basic" (a cleartext logon) or "ntlm" (a network logon, also inside SPNEGO).
+        self.mechanism = ""
 
     @property
     def established(self) -> bool:
@@ -57,6 +72,7 @@ class ConnectionAuth:
         if not self.credentials.accepts_basic(username, password):
             raise AuthFailed(f"wrong user name or password for {username!r}")
         self.user = username
+        self.mechanism = "basic"
         return username
 
     def negotiate_step(self, scheme: str, token: str) -> bytes | None:
@@ -72,7 +88,7 @@ class ConnectionAuth:
                 protocol, options = "ntlm", spnego.NegotiateOptions.use_ntlm
             else:
                 protocol, options = "negotiate", spnego.NegotiateOptions.use_negotiate
-            self.context = spnego.server(protocol=protocol, options=options)
+            self.context = spnego.server(protocol=protocol, options=options, channel_bindings=self.channel_bindings)
             self.scheme = scheme
         try:
             out_token = self.context.step(in_token)
@@ -83,6 +99,7 @@ class ConnectionAuth:
             raise AuthFailed(f"NTLM authentication failed: {exc}") from exc
         if self.context.complete:
             self.user = str(self.context.client_principal or "")
+            self.mechanism = "ntlm"
         return out_token
 
     # --- WinRM message encryption (MS-WSMV 2.2.9.1) -------------------------------------------------------------
@@ -143,9 +160,11 @@ def is_encrypted(content_type: str) -> bool:
 
 
 __all__ = [
+    "BASIC_CHALLENGE",
     "CHALLENGES",
     "AuthFailed",
     "ConnectionAuth",
+    "challenges",
     "install_ntlm_credentials",
     "is_encrypted",
     "parse_authorization",

@@ -34,13 +34,26 @@ from tests.lab.windows import (
 FLEETS_DIR = Path(__file__).resolve().parent / "fleets"
 
 
-class HostException(Exception):
-    """An exception a host script would catch on Windows: its .NET type name and message."""
+# Exception.HResult of the .NET exceptions the twins raise (the bootstrap reports it beside the type and message);
+# COR_E_EXCEPTION for any other.
+HRESULTS = {
+    "System.UnauthorizedAccessException": -2147024891,  # 0x80070005 E_ACCESSDENIED
+    "System.Security.SecurityException": -2146233078,  # 0x8013150A
+    "System.ArgumentException": -2147024809,  # 0x80070057 E_INVALIDARG
+    "System.InvalidOperationException": -2146233079,  # 0x80131509
+    "System.Management.Automation.PSInvalidCastException": -2147467262,  # 0x80004002 E_NOINTERFACE
+}
+COR_E_EXCEPTION = -2146233088  # 0x80131500
 
-    def __init__(self, error_type: str, message: str) -> None:
+
+class HostException(Exception):
+    """An exception that escapes a host script on Windows: its .NET type name, message and HResult."""
+
+    def __init__(self, error_type: str, message: str, hresult: int | None = None) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
+        self.hresult = HRESULTS.get(error_type, COR_E_EXCEPTION) if hresult is None else hresult
 
 
 @dataclass(frozen=True)
@@ -65,9 +78,53 @@ def registry_value_name(values: t.Mapping[str, t.Any], name: str) -> str | None:
     return next((stored for stored in values if stored.lower() == wanted), None)
 
 
+# The kinds of registry value the lab stores, as .NET's RegistryValueKind names them, and what a fleet file may
+# give for each. REG_DWORD and REG_QWORD are stored unsigned, as the registry holds them.
+REGISTRY_KINDS: dict[str, t.Callable[[t.Any], bool]] = {
+    "DWord": lambda value: isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32,
+    "QWord": lambda value: isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64,
+    "String": lambda value: isinstance(value, str),
+    "ExpandString": lambda value: isinstance(value, str),
+    "MultiString": lambda value: isinstance(value, list) and all(isinstance(item, str) for item in value),
+    "Binary": lambda value: isinstance(value, list) and all(isinstance(b, int) and 0 <= b < 256 for b in value),
+}
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+# .NET's ArgumentException text when SetValue cannot convert a value to the kind it was asked for.
+SET_VALUE_MISMATCH = (
+    "The type of the value object did not match the specified RegistryValueKind or the object could not be properly "
+    "converted."
+)
+
+
+def dotnet_registry_value(kind: str, stored: t.Any) -> t.Any:
+    """A stored value as RegistryKey.GetValue returns it: a REG_DWORD is a signed Int32 (0xFFFFFFFF reads -1), a
+    REG_QWORD a signed Int64."""
+    if kind == "DWord" and stored >= 2**31:
+        return stored - 2**32
+    if kind == "QWord" and stored >= 2**63:
+        return stored - 2**64
+    return stored
+
+
 def registry_path(path: str) -> str:
     """Registry paths compare case-insensitively on Windows; the lab keys them in one spelling."""
     return path.replace("/", "\\").rstrip("\\").upper()
+
+
+# The OEM code page of a console, which decodes a process's stdin, by the host's system locale.
+OEM_CODE_PAGES = {"en-US": "cp437", "sv-SE": "cp850", "de-DE": "cp850"}
+
+
+@dataclass(frozen=True)
+class WinRMService:
+    """The WinRM service's settings that decide what a client may do (winrm get winrm/config/service).
+
+    The defaults are those of a Windows Server out of the box: Basic authentication off, unencrypted messages
+    refused; channel binding is checked on HTTPS.
+    """
+
+    allow_basic: bool = False
+    allow_unencrypted: bool = False
 
 
 @dataclass
@@ -81,6 +138,8 @@ class HostState:
     registry_write_denied: set[str] = field(default_factory=set)
     # Faults of the host's listeners (refused, drop_mid_command, http_500, ...), applied by the lab at start.
     transport_faults: dict[str, t.Any] = field(default_factory=dict)
+    winrm: WinRMService = field(default_factory=WinRMService)
+    locale: str = "en-US"  # the system locale: what a console's code page and Windows' own texts follow
     # --- the articles' model (tests/lab/topology.py fills it from the fleet file) ---------------------------------
     ip: str = ""  # the address other hosts see (events, protocol logs); every listener is on 127.0.0.1
     site: str = "Default-First-Site-Name"
@@ -109,6 +168,48 @@ class HostState:
         if create:
             return self.registry.setdefault(key, {})
         return self.registry.get(key)
+
+    def registry_value(self, path: str, name: str) -> tuple[str, t.Any] | None:
+        """(kind, value) as .NET reads value ``name`` of key ``path`` (names compare case-insensitively), or None."""
+        values = self.registry_key(path)
+        stored = registry_value_name(values, name) if values is not None else None
+        if values is None or stored is None:
+            return None
+        kind, value = values[stored]
+        return kind, dotnet_registry_value(kind, value)
+
+    def set_registry_value(self, path: str, name: str, value: t.Any, kind: str) -> None:
+        """RegistryKey.SetValue(name, value, kind) on a key opened for writing (CreateSubKey).
+
+        A REG_DWORD is converted as .NET converts it, with Convert.ToInt32: it must fit a signed Int32, and is stored
+        as the unsigned value it stands for (-1 is 0xFFFFFFFF). A value of the same name and another kind is
+        replaced, as Windows does.
+        """
+        values = self.writable_registry_key(path, create=True)
+        assert values is not None
+        if kind == "DWord":
+            if isinstance(value, bool) or not isinstance(value, int) or not INT32_MIN <= value <= INT32_MAX:
+                raise HostException("System.ArgumentException", SET_VALUE_MISMATCH)
+            value &= 0xFFFFFFFF
+        elif not REGISTRY_KINDS[kind](value):
+            raise HostException("System.ArgumentException", SET_VALUE_MISMATCH)
+        existing = registry_value_name(values, name)
+        if existing is not None:
+            del values[existing]
+        values[existing or name] = (kind, value)
+
+    def delete_registry_value(self, path: str, name: str) -> bool:
+        """RegistryKey.DeleteValue(name, $false) on a key opened for writing; False when there was nothing to delete."""
+        values = self.writable_registry_key(path, create=False)
+        existing = registry_value_name(values, name) if values is not None else None
+        if values is None or existing is None:
+            return False
+        del values[existing]
+        return True
+
+    @property
+    def oem_code_page(self) -> str:
+        return OEM_CODE_PAGES[self.locale]
 
     # --- identity and clock ---------------------------------------------------------------------------------------
     @property
@@ -276,6 +377,37 @@ def load_fleet(path: str | Path) -> Fleet:
     return fleet_from_document(candidate.stem, document)
 
 
+def _registry_value(fleet: str, host: t.Any, key: str, value_name: str, spec: t.Any) -> tuple[str, t.Any]:
+    """A registry value of a fleet file, refused unless its kind and value are what Windows could hold."""
+    where = f"fleet {fleet}: {host}: registry {key}\\{value_name}"
+    if not isinstance(spec, dict) or set(spec) != {"kind", "value"}:
+        raise ValueError(f"{where}: expected {{kind, value}}, got {spec!r}")
+    kind, value = str(spec["kind"]), spec["value"]
+    if kind not in REGISTRY_KINDS:
+        raise ValueError(f"{where}: unknown kind {kind!r}; known: {sorted(REGISTRY_KINDS)}")
+    if not REGISTRY_KINDS[kind](value):
+        hint = " (REG_DWORD and REG_QWORD are unsigned: 0xFFFFFFFF is 4294967295)" if "Word" in kind else ""
+        raise ValueError(f"{where}: {value!r} is not a {kind} value{hint}")
+    return kind, value
+
+
+def _winrm_service(fleet: str, entry: dict[str, t.Any]) -> WinRMService:
+    settings = entry.get("winrm") or {}
+    unknown = set(settings) - {"allow_basic", "allow_unencrypted"}
+    if unknown:
+        raise ValueError(f"fleet {fleet}: {entry.get('name')}: unknown winrm setting(s) {sorted(unknown)}")
+    return WinRMService(**{key: bool(value) for key, value in settings.items()})
+
+
+def _locale(fleet: str, entry: dict[str, t.Any]) -> str:
+    locale = str(entry.get("locale", "en-US"))
+    if locale not in OEM_CODE_PAGES:
+        raise ValueError(
+            f"fleet {fleet}: {entry.get('name')}: unknown locale {locale!r}; known: {sorted(OEM_CODE_PAGES)}"
+        )
+    return locale
+
+
 def fleet_from_document(name: str, document: dict[str, t.Any]) -> Fleet:
     document = copy.deepcopy(document)
     creds = document.get("credentials", {})
@@ -289,7 +421,8 @@ def fleet_from_document(name: str, document: dict[str, t.Any]) -> Fleet:
         registry: dict[str, dict[str, tuple[str, t.Any]]] = {}
         for key, values in (entry.get("registry") or {}).items():
             registry[registry_path(key)] = {
-                str(value_name): (str(spec["kind"]), spec["value"]) for value_name, spec in (values or {}).items()
+                str(value_name): _registry_value(name, entry.get("name"), key, str(value_name), spec)
+                for value_name, spec in (values or {}).items()
             }
         faults = entry.get("faults") or {}
         host = HostState(
@@ -299,6 +432,8 @@ def fleet_from_document(name: str, document: dict[str, t.Any]) -> Fleet:
             registry=registry,
             registry_write_denied={registry_path(key) for key in faults.get("registry_write_denied", [])},
             transport_faults={fault: value for fault, value in faults.items() if fault != "registry_write_denied"},
+            winrm=_winrm_service(name, entry),
+            locale=_locale(name, entry),
         )
         if host.name in hosts:
             raise ValueError(f"fleet {name}: host {host.name} is defined twice")

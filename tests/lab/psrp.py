@@ -37,11 +37,13 @@ from psrpcore import (
 from psrpcore.types import (
     ErrorCategory,
     ErrorCategoryInfo,
+    ErrorRecord,
     HostMethodIdentifier,
     NETException,
     PSInvocationState,
 )
 
+from tests.lab.scripts import Outcome
 from tests.lab.wsman import ACTION_CREATE, ACTION_DELETE, NS, SHELL_ACTION, STATE_DONE, STATE_RUNNING, WSManFault
 
 RESOURCE_PREFIX = "http://schemas.microsoft.com/powershell/"
@@ -52,8 +54,12 @@ TIMED_OUT = 0x80338029
 FINISHED = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
 
 
+if t.TYPE_CHECKING:
+    from tests.lab.twins import Session
+
+
 class ScriptTextRunner(t.Protocol):
-    def __call__(self, text: str, stdin: bytes) -> tuple[bytes, bytes, int]: ...
+    def __call__(self, text: str, lines: list[str], session: Session) -> Outcome: ...
 
 
 @dataclass
@@ -110,18 +116,20 @@ class PSRPService:
     def serves(self, resource_uri: str, shell_id: str) -> bool:
         return resource_uri.lower().startswith(RESOURCE_PREFIX) or shell_id.upper() in self.shells
 
-    def handle(self, action: str, resource_uri: str, shell_id: str, body: ET.Element) -> list[ET.Element]:
+    def handle(
+        self, action: str, resource_uri: str, shell_id: str, body: ET.Element, session: Session
+    ) -> list[ET.Element]:
         try:
             if action == ACTION_CREATE:
-                return self._create(resource_uri, body)
+                return self._create(resource_uri, body, session)
             shell = self._shell(shell_id)
             if action == ACTION_DELETE:
                 del self.shells[shell.shell_id]
                 return []
             if action == SHELL_ACTION + "Command":
-                return self._command(shell, body)
+                return self._command(shell, body, session)
             if action == SHELL_ACTION + "Send":
-                return self._send(shell, body)
+                return self._send(shell, body, session)
             if action == SHELL_ACTION + "Receive":
                 return self._receive(shell, body)
             if action == SHELL_ACTION + "Signal":
@@ -137,7 +145,7 @@ class PSRPService:
             raise WSManFault("w:InvalidSelectors", f"no shell with id {shell_id!r}", 0x8033805B)
         return shell
 
-    def _create(self, resource_uri: str, body: ET.Element) -> list[ET.Element]:
+    def _create(self, resource_uri: str, body: ET.Element, session: Session) -> list[ET.Element]:
         if resource_uri.lower() != (RESOURCE_PREFIX + CONFIGURATION).lower():
             # As Windows answers a session configuration (JEA endpoint) that is not registered.
             raise WSManFault("w:DestinationUnreachable", f"the lab does not serve the configuration {resource_uri!r}")
@@ -149,7 +157,7 @@ class PSRPService:
             )
         shell_id = (shell_node.get("ShellId") or str(uuid.uuid4())).upper()
         shell = RunspacePoolShell(shell_id=shell_id, resource_uri=resource_uri, pool=ServerRunspacePool())
-        self._feed(shell, _decode(creation.text), StreamType.default, None)
+        self._feed(shell, _decode(creation.text), StreamType.default, None, session)
         self.shells[shell_id] = shell
 
         created = ET.Element(_q("x", "ResourceCreated"))
@@ -165,7 +173,7 @@ class PSRPService:
         ET.SubElement(answer, _q("rsp", "OutputStreams")).text = "stdout"
         return [created, answer]
 
-    def _command(self, shell: RunspacePoolShell, body: ET.Element) -> list[ET.Element]:
+    def _command(self, shell: RunspacePoolShell, body: ET.Element, session: Session) -> list[ET.Element]:
         line = body.find("rsp:CommandLine", NS)
         if line is None:
             raise WSManFault("s:Sender", "Command without CommandLine")
@@ -174,17 +182,17 @@ class PSRPService:
         pipeline_id = _pipeline_id(command_id)
         shell.runs[pipeline_id] = PipelineRun(pipeline=ServerPipeline(shell.pool, pipeline_id), command_id=command_id)
         data = b"".join(_decode(node.text) for node in line.findall("rsp:Arguments", NS))
-        self._feed(shell, data, StreamType.default, pipeline_id)
+        self._feed(shell, data, StreamType.default, pipeline_id, session)
         response = ET.Element(_q("rsp", "CommandResponse"))
         ET.SubElement(response, _q("rsp", "CommandId")).text = command_id
         return [response]
 
-    def _send(self, shell: RunspacePoolShell, body: ET.Element) -> list[ET.Element]:
+    def _send(self, shell: RunspacePoolShell, body: ET.Element, session: Session) -> list[ET.Element]:
         for stream in body.findall("rsp:Send/rsp:Stream", NS):
             command_id = stream.get("CommandId")
             pipeline_id = _pipeline_id(command_id) if command_id else None
             stream_type = StreamType.prompt_response if stream.get("Name") == "pr" else StreamType.default
-            self._feed(shell, _decode(stream.text), stream_type, pipeline_id)
+            self._feed(shell, _decode(stream.text), stream_type, pipeline_id, session)
         return [ET.Element(_q("rsp", "SendResponse"))]
 
     def _receive(self, shell: RunspacePoolShell, body: ET.Element) -> list[ET.Element]:
@@ -222,7 +230,12 @@ class PSRPService:
 
     # --- PSRP ----------------------------------------------------------------------------------------------------
     def _feed(
-        self, shell: RunspacePoolShell, data: bytes, stream_type: StreamType, pipeline_id: uuid.UUID | None
+        self,
+        shell: RunspacePoolShell,
+        data: bytes,
+        stream_type: StreamType,
+        pipeline_id: uuid.UUID | None,
+        session: Session,
     ) -> None:
         if data:
             shell.pool.receive_data(PSRPPayload(data, stream_type, pipeline_id))
@@ -242,11 +255,11 @@ class PSRPService:
             # Session capability, init and the like: psrpcore queues the answers itself.
         for run in list(shell.runs.values()):
             if run.ready:
-                self._run(run)
+                self._run(run, session)
         while (payload := shell.pool.data_to_send()) is not None:
             shell.outbox.setdefault(payload.pipeline_id, bytearray()).extend(payload.data)
 
-    def _run(self, run: PipelineRun) -> None:
+    def _run(self, run: PipelineRun, session: Session) -> None:
         run.ran = True
         pipeline = run.pipeline
         pipeline.start()
@@ -255,18 +268,21 @@ class PSRPService:
         # A script is the only command the collection sends; anything else (a cmdlet by name) reaches the same
         # identification and is refused there, loudly, like an unknown script.
         text = "\n".join(str(command.command_text) for command in commands)
-        stdin = "\n".join(str(item) for item in run.input if item is not None).encode("utf-8")
-        stdout, stderr, rc = self.run_script_text(text, stdin)
-        for line in stdout.decode("utf-8", errors="replace").splitlines():
+        # Pipeline input arrives as objects, not through a console: no code page comes between.
+        lines = [str(item) for item in run.input if item is not None]
+        outcome = self.run_script_text(text, lines, session)
+        for line in outcome.stdout.splitlines():
             if line:
                 pipeline.write_output(line)
-        if stderr.strip():
-            message = stderr.decode("utf-8", errors="replace").strip()
-            pipeline.write_error(
-                NETException(Message=message),
-                ErrorCategoryInfo(Category=ErrorCategory.InvalidOperation, Reason="LabRefused"),
-                fully_qualified_error_id="LabRefused",
+        if outcome.error is not None:
+            # A terminating error fails the pipeline with its error record, as PowerShell reports it to a client.
+            record = ErrorRecord(
+                Exception=NETException(Message=outcome.error),
+                CategoryInfo=ErrorCategoryInfo(Category=ErrorCategory.InvalidOperation, Reason="RuntimeException"),
+                FullyQualifiedErrorId="LabRefused" if outcome.error.startswith("lab: refused") else "RuntimeException",
             )
-        if rc:
-            pipeline.host_call(HostMethodIdentifier.SetShouldExit, [rc])
+            pipeline._change_state(PSInvocationState.Failed, error=record)
+            return
+        if outcome.rc:
+            pipeline.host_call(HostMethodIdentifier.SetShouldExit, [outcome.rc])
         pipeline.complete()

@@ -1,8 +1,13 @@
 """Recognise the collection's host scripts in what a WinRM client asks the lab to run.
 
-Ansible's PowerShell shell plugin sends a script as ``PowerShell ... -EncodedCommand <base64 UTF-16-LE>``, after
-stripping every line and dropping blank ones, with ``Set-StrictMode -Version Latest`` before it and an exit-code
-line after it. The lab accepts exactly that wrapping around a known script and nothing else.
+Every run is the collection's fixed bootstrap (plugins/plugin_utils/bootstrap.ps1), sent the way Ansible's
+PowerShell shell plugin sends a script: ``PowerShell ... -EncodedCommand <base64 UTF-16-LE>``, every line stripped
+and blank ones dropped, with ``Set-StrictMode -Version Latest`` before it and an exit-code line after it. Over psrp
+the plugin decodes that text and runs it as the pipeline's script. The host script itself and its parameters come
+on stdin (pipeline input over psrp): line 1 ``{"name", "version", "script"}``, line 2 the parameters.
+
+The lab plays the bootstrap's part (it cannot run PowerShell), so it accepts exactly the bootstrap text it was
+reviewed against, and exactly the host scripts whose twins were: anything else is refused, loudly.
 """
 
 from __future__ import annotations
@@ -10,19 +15,29 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
+import typing as t
 from dataclasses import dataclass
 
 HEADER_PATTERN = re.compile(r"^# mailflow-host-script: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
+BOOTSTRAP_HEADER = "# mailflow-bootstrap v1"
+# The bootstrap's text as the lab was reviewed against it (its wire form, see normalized()); the lab's emulation of
+# it is run_script_text in server.py. tests/unit/lab/test_twin_discipline.py fails when the two part ways.
+BOOTSTRAP_SHA256 = "74c911b6a7e9456cb675f83c9ee9a9bc525937de1adcea4d4d2e6d6d1b9a5b41"
 ANSIBLE_PREFIX = "Set-StrictMode -Version Latest"
 ANSIBLE_SUFFIX = (
     "If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) "
     "{ exit $LASTEXITCODE } Else { exit 1 } }"
 )
+POWERSHELL = ("powershell", "powershell.exe")
+# cmd.exe stops a command line at 8,191 characters; WinRM's cmd shell runs every command through it.
+COMMAND_LINE_LIMIT = 8191
+COMMAND_LINE_TOO_LONG = "The command line is too long.\r\n"
 
 
 class ScriptRefused(Exception):
-    """What the lab answers to anything that is not a known, unchanged host script."""
+    """What the lab answers to anything that is not the bootstrap running a known, unchanged host script."""
 
 
 @dataclass(frozen=True)
@@ -32,36 +47,79 @@ class ReceivedScript:
     sha256: str
 
 
+@dataclass(frozen=True)
+class Request:
+    """What the bootstrap read from stdin: the host script, identified, and its parameters."""
+
+    script: ReceivedScript
+    params: dict[str, t.Any]
+
+
 def normalized(text: str) -> str:
-    """The script as Ansible sends it: every line stripped, blank lines dropped."""
-    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
+    """A script's wire form: every line stripped, blank and comment lines dropped, the header line kept."""
+    lines = [line.strip() for line in text.splitlines()]
+    kept = lines[:1] + [line for line in lines[1:] if line and not line.startswith("#")]
+    return "\n".join(kept)
 
 
 def script_sha256(text: str) -> str:
     return hashlib.sha256(normalized(text).encode("utf-8")).hexdigest()
 
 
-def decode_command_line(command: str, arguments: list[str]) -> str:
-    """The PowerShell text of ``PowerShell ... -EncodedCommand X``; refuses any other command line."""
-    if command.lower() not in ("powershell", "powershell.exe"):
+def command_line_length(command: str, arguments: t.Sequence[str]) -> int:
+    return len(" ".join([command, *arguments]))
+
+
+def decode_command_line(command: str, arguments: t.Sequence[str]) -> str:
+    """The PowerShell text of ``PowerShell ... -EncodedCommand X``; refuses any other command line.
+
+    ansible-core before 2.19 encoded an already encoded command once more (its winrm plugin wrapped whatever it was
+    given); the outer PowerShell then only starts the inner one, so the inner text is what runs.
+    """
+    if command.lower() not in POWERSHELL:
         raise ScriptRefused(f"the lab runs only PowerShell -EncodedCommand, not {command!r}")
     lowered = [argument.lower() for argument in arguments]
     if "-encodedcommand" not in lowered or lowered.index("-encodedcommand") + 1 >= len(arguments):
         raise ScriptRefused("the lab runs only PowerShell -EncodedCommand scripts")
     encoded = arguments[lowered.index("-encodedcommand") + 1]
     try:
-        return base64.b64decode(encoded, validate=True).decode("utf-16-le")
+        text = base64.b64decode(encoded, validate=True).decode("utf-16-le")
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise ScriptRefused(f"the encoded command is not base64 UTF-16-LE: {exc}") from exc
+    inner = text.strip().split(" ")
+    if len(text.strip().splitlines()) == 1 and inner[0].lower() in POWERSHELL and "-encodedcommand" in text.lower():
+        return decode_command_line(inner[0], inner[1:])
+    return text
 
 
-def identify(script_text: str) -> ReceivedScript:
-    """Name, version and hash of the host script inside Ansible's wrapping."""
-    lines = normalized(script_text).splitlines()
+def _strip_ansible_wrapping(text: str) -> list[str]:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if lines and lines[0] == ANSIBLE_PREFIX:
         lines = lines[1:]
     if lines and lines[-1] == ANSIBLE_SUFFIX:
         lines = lines[:-1]
+    return lines
+
+
+def check_bootstrap(text: str) -> None:
+    """Accept the command's text only if it is the reviewed bootstrap, inside Ansible's wrapping."""
+    lines = _strip_ansible_wrapping(text)
+    if not lines or lines[0] != BOOTSTRAP_HEADER:
+        first = lines[0][:80] if lines else "(empty)"
+        if lines and HEADER_PATTERN.match(lines[0]):
+            raise ScriptRefused(f"a host script on the command line, not through the bootstrap (first line: {first!r})")
+        raise ScriptRefused(f"not the mailflow bootstrap (first line: {first!r})")
+    digest = hashlib.sha256(normalized("\n".join(lines)).encode("utf-8")).hexdigest()
+    if digest != BOOTSTRAP_SHA256:
+        raise ScriptRefused(
+            f"the bootstrap (sha256 {digest[:16]}) is not the one the lab emulates (sha256 {BOOTSTRAP_SHA256[:16]}): "
+            "revisit run_script_text in tests/lab/server.py and record BOOTSTRAP_SHA256 in tests/lab/scripts.py"
+        )
+
+
+def identify(script_text: str) -> ReceivedScript:
+    """Name, version and hash of a host script, as it came in the bootstrap's request."""
+    lines = normalized(script_text).splitlines()
     header = HEADER_PATTERN.match(lines[0]) if lines else None
     if header is None:
         first = lines[0][:80] if lines else "(empty)"
@@ -70,4 +128,70 @@ def identify(script_text: str) -> ReceivedScript:
         name=header.group("name"),
         version=int(header.group("version")),
         sha256=hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest(),
+    )
+
+
+class BootstrapFailed(Exception):
+    """What would make the bootstrap itself throw on Windows (ConvertFrom-Json of a line that is not JSON)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+def read_request(lines: t.Sequence[str]) -> Request:
+    """The bootstrap's reading of its input: the request on line 1, the parameters on line 2."""
+    if len(lines) < 2:
+        raise BootstrapFailed("System.IndexOutOfRangeException", "Index was outside the bounds of the array.")
+    try:
+        request = json.loads(lines[0])
+        params = json.loads(lines[1])
+    except ValueError as exc:
+        raise BootstrapFailed("System.ArgumentException", f"Invalid JSON primitive: {exc}") from exc
+    if not isinstance(request, dict) or not isinstance(request.get("script"), str):
+        raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no script in the request")
+    received = identify(request["script"])
+    if (request.get("name"), request.get("version")) != (received.name, received.version):
+        raise ScriptRefused(
+            f"the request names {request.get('name')!r} v{request.get('version')!r} but carries "
+            f"{received.name} v{received.version}"
+        )
+    if not isinstance(params, dict):
+        raise ScriptRefused(f"the parameters of {received.name} are not a JSON object")
+    return Request(received, params)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run printed and returned, before a transport renders it.
+
+    ``error`` is an error that ended the run before the bootstrap could write its document (a refused script, input
+    that is not JSON): powershell.exe writes it to stderr as CLIXML, and over psrp the pipeline fails with it.
+    """
+
+    stdout: str = ""
+    rc: int = 0
+    error: str | None = None
+
+
+CLIXML_HEADER = "#< CLIXML\r\n"
+# What powershell.exe 5.1 writes to stderr when its output is redirected and it loads modules: a progress record.
+# Ansible's winrm plugin strips it; a client that does not sees it on every run, as on Windows.
+PROGRESS_CLIXML = (
+    CLIXML_HEADER + '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+    '<Obj S="progress" RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject</T>'
+    '<T>System.Object</T></TN><MS><I64 N="SourceId">1</I64><PR N="Record"><AV>Preparing modules for first use.</AV>'
+    "<AI>0</AI><Nil /><PI>-1</PI><PC>-1</PC><T>Completed</T><SR>-1</SR><SD> </SD></PR></MS></Obj></Objs>"
+)
+
+
+def clixml_error(message: str) -> str:
+    """A terminating error as powershell.exe writes it to a redirected stderr: CLIXML error lines."""
+    escaped = (
+        message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "").replace("\n", " ")
+    )
+    return (
+        '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        f'<S S="Error">{escaped}_x000D__x000A_</S></Objs>'
     )

@@ -18,20 +18,21 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.lab.auth import (
-    CHALLENGES,
     AuthFailed,
     ConnectionAuth,
+    challenges,
     install_ntlm_credentials,
     is_encrypted,
     parse_authorization,
 )
-from tests.lab.fleet import Fleet, HostException, HostState, registry_path
+from tests.lab.fleet import Fleet, HostState, registry_path
 from tests.lab.listener import Listener
 from tests.lab.psrp import PSRPService
-from tests.lab.scripts import ScriptRefused, decode_command_line, identify
+from tests.lab.runner import Run, run_bootstrap, run_command_line
+from tests.lab.scripts import Outcome
 from tests.lab.smtp import MailLab
 from tests.lab.tls import LabAuthority
-from tests.lab.twins import TWINS
+from tests.lab.twins import Session
 from tests.lab.wsman import ShellService, WSManFault, fault_bytes, is_command_receive
 
 LOOPBACK = "127.0.0.1"
@@ -116,51 +117,30 @@ class HostEndpoint:
             else:
                 listener.start()
 
-    def run_script(self, command: str, arguments: list[str], stdin: bytes) -> tuple[bytes, bytes, int]:
+    def run_script(
+        self, command: str, arguments: list[str], stdin: bytes, session: Session
+    ) -> tuple[bytes, bytes, int]:
         """A cmd shell's ``PowerShell -EncodedCommand ...`` with its stdin."""
-        try:
-            text = decode_command_line(command, arguments)
-        except ScriptRefused as exc:
-            return b"", f"lab: refused: {exc}\r\n".encode(), 1
-        return self.run_script_text(text, stdin)
-
-    def run_script_text(self, text: str, stdin: bytes) -> tuple[bytes, bytes, int]:
-        """A script's text and its stdin, whichever transport brought them: identified, then answered by its twin."""
         started = time.monotonic()
-        try:
-            received = identify(text)
-            twin = TWINS.get(received.name)
-            if twin is None:
-                raise ScriptRefused(f"unknown host script {received.name!r}: the lab has no twin for it")
-            if (received.version, received.sha256) != (twin.version, twin.sha256):
-                raise ScriptRefused(
-                    f"host script {received.name} v{received.version} (sha256 {received.sha256[:16]}) is not the one "
-                    f"its twin was written against (v{twin.version}, sha256 {twin.sha256[:16]}): revisit the twin"
-                )
-        except ScriptRefused as exc:
-            return b"", f"lab: refused: {exc}\r\n".encode(), 1
+        result = run_command_line(command, arguments, stdin, host=self.state, fleet=self.lab.fleet, session=session)
+        if result.run is not None:
+            self._count(result.run, started)
+        return result.stdout, result.stderr, result.rc
 
+    def run_script_text(self, text: str, lines: list[str], session: Session) -> Outcome:
+        """A pipeline's script and its input objects (psrp)."""
+        started = time.monotonic()
+        run = run_bootstrap(text, lines, host=self.state, fleet=self.lab.fleet, session=session)
+        self._count(run, started)
+        return run.outcome
+
+    def _count(self, run: Run, started: float) -> None:
+        if run.script is None:
+            return
         self.counters.round_trips += 1
-        self.counters.scripts[twin.name] = self.counters.scripts.get(twin.name, 0) + 1
-        document: dict[str, t.Any] = {"script": twin.name, "version": twin.version}
-
-        def record_write(operation: str, params: dict[str, t.Any]) -> None:
-            self.lab.journal_write(self.state.name, twin.name, operation, params)
-
-        rc = 0
-        with self.lab.fleet.lock:
-            try:
-                try:
-                    params = json.loads(stdin.decode("utf-8") or "{}")
-                except (UnicodeDecodeError, ValueError) as exc:
-                    raise HostException("System.ArgumentException", f"Invalid JSON primitive: {exc}") from exc
-                document.update(ok=True, result=twin.run(self.state, params, record_write))
-            except HostException as exc:
-                document.update(ok=False, error={"type": exc.error_type, "message": exc.message})
-                rc = 1
+        self.counters.scripts[run.script] = self.counters.scripts.get(run.script, 0) + 1
         self.counters.script_seconds += time.monotonic() - started
-        # The scripts escape non-ASCII characters, so the output does not depend on the console code page.
-        return (json.dumps(document, ensure_ascii=True, separators=(",", ":")) + "\r\n").encode("ascii"), b"", rc
+        self.lab.journal_changes(self.state.name, run.script, run.params, run.changes)
 
 
 class WinRMHandler(BaseHTTPRequestHandler):
@@ -173,7 +153,10 @@ class WinRMHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.auth = ConnectionAuth(self.server.endpoint.lab.fleet.credentials)
+        tls = self.server.tls
+        self.auth = ConnectionAuth(
+            self.server.endpoint.lab.fleet.credentials, channel_binding=tls.channel_binding if tls else None
+        )
 
     def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002 - the signature of the base class
         """The lab is quiet; what matters is in the journal and the counters."""
@@ -204,7 +187,8 @@ class WinRMHandler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
     def _challenge(self) -> None:
-        self._reply(401, headers=[("WWW-Authenticate", challenge) for challenge in CHALLENGES])
+        allow_basic = self.server.endpoint.state.winrm.allow_basic
+        self._reply(401, headers=[("WWW-Authenticate", challenge) for challenge in challenges(allow_basic=allow_basic)])
 
     def do_POST(self) -> None:
         endpoint: HostEndpoint = self.server.endpoint
@@ -230,6 +214,8 @@ class WinRMHandler(BaseHTTPRequestHandler):
             if authorization:
                 scheme, token = parse_authorization(authorization)
                 if scheme.lower() == "basic":
+                    if not endpoint.state.winrm.allow_basic:
+                        raise AuthFailed("Basic authentication is off on this WinRM service")
                     self.auth.basic(token)
                 elif scheme.lower() in ("negotiate", "ntlm"):
                     out_token = self.auth.negotiate_step(scheme, token)
@@ -257,6 +243,10 @@ class WinRMHandler(BaseHTTPRequestHandler):
             return
 
         encrypted = is_encrypted(self.headers.get("Content-Type", ""))
+        if not encrypted and self.server.tls is None and not endpoint.state.winrm.allow_unencrypted:
+            # AllowUnencrypted is false: a plain message over HTTP is refused, whoever sent it.
+            self._challenge()
+            return
         try:
             request = self.auth.decrypt(body) if encrypted else body
         except (AuthFailed, ValueError, IndexError) as exc:
@@ -265,7 +255,8 @@ class WinRMHandler(BaseHTTPRequestHandler):
         drop = faults.drop_mid_command and is_command_receive(request)
         try:
             with endpoint.lock:
-                response, status = endpoint.shells.handle(request), 200
+                session = Session(auth=self.auth.mechanism, user=self.auth.user)
+                response, status = endpoint.shells.handle(request, session), 200
         except WSManFault as fault:
             response, status = fault_bytes(fault), 500
         if drop:
@@ -394,18 +385,22 @@ class Lab:
             },
         }
 
-    def journal_write(self, host: str, script: str, operation: str, params: dict[str, t.Any]) -> None:
+    def journal_changes(
+        self, host: str, script: str, params: dict[str, t.Any], changes: list[dict[str, t.Any]]
+    ) -> None:
+        """Record what a script changed, as the lab found it by comparing the state before and after it."""
         with self._journal_lock:
-            self.journal.append(
-                {
-                    "seq": len(self.journal) + 1,
-                    "time": time.time(),
-                    "host": host,
-                    "script": script,
-                    "operation": operation,
-                    "params": masked(params),
-                }
-            )
+            for change in changes:
+                self.journal.append(
+                    {
+                        "seq": len(self.journal) + 1,
+                        "time": time.time(),
+                        "host": host,
+                        "script": script,
+                        "params": masked(params),
+                        **change,
+                    }
+                )
 
     def journal_entries(self) -> list[dict[str, t.Any]]:
         with self._journal_lock:

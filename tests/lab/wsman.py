@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 if t.TYPE_CHECKING:
     from tests.lab.psrp import PSRPService
+    from tests.lab.twins import Session
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -46,7 +47,9 @@ class WSManFault(Exception):
 
 
 class ScriptRunner(t.Protocol):
-    def __call__(self, command: str, arguments: list[str], stdin: bytes) -> tuple[bytes, bytes, int]: ...
+    def __call__(
+        self, command: str, arguments: list[str], stdin: bytes, session: Session
+    ) -> tuple[bytes, bytes, int]: ...
 
 
 @dataclass
@@ -87,8 +90,8 @@ class ShellService:
         self.shells: dict[str, Shell] = {}
         self.commands_run = 0
 
-    def handle(self, body: bytes) -> bytes:
-        """Answer one SOAP request; raise WSManFault for the errors WinRM reports as faults."""
+    def handle(self, body: bytes, session: Session) -> bytes:
+        """Answer one SOAP request of a logged-on client; raise WSManFault for the errors WinRM reports as faults."""
         try:
             # Requests come from clients on 127.0.0.1 only; ElementTree expands no external entities.
             envelope = ET.fromstring(body)  # noqa: S314
@@ -105,7 +108,7 @@ class ShellService:
         if request_body is None:
             raise WSManFault("s:Sender", "the request has no body")
         if self.psrp is not None and self.psrp.serves(resource_uri, shell_id):
-            answer = self.psrp.handle(action, resource_uri, shell_id, request_body)
+            answer = self.psrp.handle(action, resource_uri, shell_id, request_body, session)
             return envelope_bytes(action + "Response", message_id, answer)
 
         if action == ACTION_CREATE:
@@ -119,7 +122,7 @@ class ShellService:
         elif action == SHELL_ACTION + "Send":
             response = self._send(self._shell(shell_id), request_body)
         elif action == SHELL_ACTION + "Receive":
-            response = self._receive(self._shell(shell_id), request_body)
+            response = self._receive(self._shell(shell_id), request_body, session)
         elif action == SHELL_ACTION + "Signal":
             response = self._signal(self._shell(shell_id), request_body)
         else:
@@ -188,7 +191,7 @@ class ShellService:
                 command.stdin_closed = True
         return [ET.Element(_q("rsp", "SendResponse"))]
 
-    def _receive(self, shell: Shell, body: ET.Element) -> list[ET.Element]:
+    def _receive(self, shell: Shell, body: ET.Element, session: Session) -> list[ET.Element]:
         desired = body.find("rsp:Receive/rsp:DesiredStream", NS)
         command = self._find_command(shell, desired.get("CommandId") if desired is not None else None)
         response = ET.Element(_q("rsp", "ReceiveResponse"))
@@ -197,7 +200,7 @@ class ShellService:
             return [response]
         if command.result is None:
             self.commands_run += 1
-            command.result = self.run_script(command.command, command.arguments, bytes(command.stdin))
+            command.result = self.run_script(command.command, command.arguments, bytes(command.stdin), session)
         stdout, stderr, rc = command.result
         for name, data in (("stdout", stdout), ("stderr", stderr)):
             if data and not command.delivered:

@@ -2,43 +2,51 @@
 
 from __future__ import annotations
 
-import json
 import typing as t
 from unittest.mock import MagicMock
 
 import pytest
 from ansible.playbook.play_context import PlayContext
 from ansible.plugins.loader import shell_loader
+from ansible.plugins.shell.powershell import _parse_clixml
 
-from tests.lab.fleet import HostException, HostState
-from tests.lab.scripts import decode_command_line, identify
-from tests.lab.twins import TWINS
+from tests.lab.fleet import Credentials, Fleet, HostState
+from tests.lab.runner import run_command_line
+from tests.lab.twins import Session
 
 
 class EmulatedHost:
-    """Answers _low_level_execute_command the way the lab would, through the scripts' twins, and counts trips."""
+    """Answers _low_level_execute_command exactly as a lab host's cmd shell would (tests/lab/runner.py), without a
+    network: the same bootstrap check, twins, code page and journal. Records each call, its command line and stdin."""
 
     def __init__(self, state: HostState) -> None:
         self.state = state
+        self.fleet = Fleet(name="unit", credentials=Credentials("LAB", "ansible", "x"), hosts={state.name: state})
+        self.session = Session(auth="ntlm", user="LAB\\ansible")
         self.calls: list[tuple[str, dict[str, t.Any]]] = []
-        self.writes: list[tuple[str, dict[str, t.Any]]] = []
+        self.command_lines: list[str] = []
+        self.stdins: list[bytes] = []
+        self.changes: list[dict[str, t.Any]] = []
 
     def execute(
-        self, cmd: str, sudoable: bool = True, in_data: str | None = None, **options: t.Any
+        self, cmd: str, sudoable: bool = True, in_data: bytes | None = None, **options: t.Any
     ) -> dict[str, t.Any]:
         words = cmd.split(" ")
-        received = identify(decode_command_line(words[0], words[1:]))
-        params = json.loads(in_data or "{}")
-        self.calls.append((received.name, params))
-        twin = TWINS[received.name]
-        document: dict[str, t.Any] = {"script": twin.name, "version": twin.version}
-        rc = 0
-        try:
-            document.update(ok=True, result=twin.run(self.state, params, lambda op, p: self.writes.append((op, p))))
-        except HostException as exc:
-            document.update(ok=False, error={"type": exc.error_type, "message": exc.message})
-            rc = 1
-        return {"rc": rc, "stdout": json.dumps(document), "stderr": ""}
+        self.command_lines.append(cmd)
+        self.stdins.append(in_data or b"")
+        result = run_command_line(
+            words[0], words[1:], in_data or b"", host=self.state, fleet=self.fleet, session=self.session
+        )
+        if result.run is not None and result.run.script is not None:
+            self.calls.append((result.run.script, result.run.params))
+            self.changes += result.run.changes
+        # As Ansible's winrm plugin does: powershell.exe's CLIXML stderr becomes its error text (progress is dropped).
+        stderr = _parse_clixml(result.stderr) if result.stderr.startswith(b"#< CLIXML") else result.stderr
+        return {
+            "rc": result.rc,
+            "stdout": result.stdout.decode(self.state.oem_code_page),
+            "stderr": stderr.decode("utf-8"),
+        }
 
 
 def make_action(action_class: type, args: dict[str, t.Any], host: EmulatedHost, *, check_mode: bool = False) -> t.Any:
@@ -49,6 +57,7 @@ def make_action(action_class: type, args: dict[str, t.Any], host: EmulatedHost, 
     task.async_val = 0
     task.action = task.resolved_action = "mailflow.remediation.kerberos_logging"
     connection = MagicMock()
+    connection.transport = "winrm"
     connection._shell = shell_loader.get("powershell")
     action = action_class(
         task=task,

@@ -1,26 +1,28 @@
-"""Twin of plugins/plugin_utils/host_scripts/kerberos_log_level.ps1 (reviewed against v1)."""
+"""Twin of plugins/plugin_utils/host_scripts/kerberos_log_level.ps1 (reviewed against v2)."""
 
 from __future__ import annotations
 
 import typing as t
 
-from tests.lab.fleet import HostException, HostState, registry_value_name
+from tests.lab.fleet import HostException
 
-VERSION = 1
-SHA256 = "319411e2a0bb2372e130d76f8ceb417b4fa6ba99664182c403bf701a46675cd3"
+if t.TYPE_CHECKING:
+    from tests.lab.twins import Params, TwinContext
+
+VERSION = 2
+SHA256 = "e9992d17aae9f9758b3e7f304a8fc3f054519808f054cdebec9302e814e8ea53"
 
 KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\Kerberos\Parameters"
 VALUE = "LogLevel"
 INT32 = range(-(2**31), 2**31)
 
 
-def run(
-    host: HostState, params: dict[str, t.Any], record_write: t.Callable[[str, dict[str, t.Any]], None]
-) -> dict[str, t.Any]:
-    action = params.get("action")
+def run(context: TwinContext, params: Params) -> dict[str, t.Any]:
+    host = context.host
+    action = params["action"]
     if action == "set":
-        value = params.get("value")
-        # [int]$params.value: PowerShell converts numbers and numeric strings, and refuses the rest.
+        value = params["value"]
+        # [int]$params.value: PowerShell converts numbers and numeric strings, and refuses the rest (null included).
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, str))
@@ -31,26 +33,24 @@ def run(
                 "System.Management.Automation.PSInvalidCastException",
                 f'Cannot convert value "{value}" to type "System.Int32".',
             )
-        values = host.writable_registry_key(KEY, create=True)
-        assert values is not None
-        existing = registry_value_name(values, VALUE)
-        if existing is not None:
-            del values[existing]
-        values[VALUE] = ("DWord", int(value))
-        record_write("set", {"key": KEY, "value_name": VALUE, "kind": "DWord", "value": int(value)})
+        # GetValueKind/DeleteValue of another kind, then SetValue(..., DWord): set_registry_value replaces it so.
+        host.set_registry_value(KEY, VALUE, int(value), "DWord")
     elif action == "remove":
-        values = host.writable_registry_key(KEY, create=False)
-        existing = registry_value_name(values, VALUE) if values is not None else None
-        if values is not None and existing is not None:
-            del values[existing]
-            record_write("remove", {"key": KEY, "value_name": VALUE})
+        host.delete_registry_value(KEY, VALUE)
     elif action != "read":
         raise HostException("System.ArgumentException", "action must be read, set or remove")
 
-    values = host.registry_key(KEY)
-    state: dict[str, t.Any] = {"key_exists": values is not None, "exists": False, "kind": None, "value": None}
-    existing = registry_value_name(values, VALUE) if values is not None else None
-    if values is not None and existing is not None:
-        kind, value = values[existing]
-        state.update(exists=True, kind=kind, value=value)
-    return state
+    state: dict[str, t.Any] = {"key_exists": host.registry_key(KEY) is not None, "exists": False}
+    found = host.registry_value(KEY, VALUE)
+    state.update(kind=found[0] if found else None, value=found[1] if found else None, exists=found is not None)
+    return {key: state[key] for key in ("key_exists", "exists", "kind", "value")}
+
+
+# Runs that exercise the script (tests/unit/lab/test_twin_discipline.py): (fleet, host, parameters).
+EXAMPLES = [
+    ("single", "ex01", {"action": "read"}),
+    ("single", "ex01", {"action": "set", "value": 1}),
+    ("single", "ex01", {"action": "set", "value": -1}),
+    ("single", "ex01", {"action": "remove"}),
+    ("contoso", "ex01", {"action": "set", "value": 0}),
+]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -20,22 +21,33 @@ from pathlib import Path
 
 import pytest
 import requests
+import spnego
 import winrm
 import winrm.exceptions
 import yaml
 from ansible.plugins.loader import shell_loader
+from ansible.plugins.shell.powershell import _parse_clixml
+from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError
 from pypsrp.exceptions import WinRMTransportError as PSRPTransportError
 from pypsrp.host import PSHost, PSHostUserInterface
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
+from spnego.channel_bindings import GssChannelBindings
 
-from ansible_collections.mailflow.remediation.plugins.plugin_utils._host_script import SCRIPT_DIR
+from ansible_collections.mailflow.remediation.plugins.plugin_utils._host_script import (
+    HostScript,
+    build_invocation,
+    load_host_script,
+    wire_params,
+)
 from tests.lab.__main__ import main as lab_cli
 from tests.lab.control import COMBINATIONS, CONNECTIONS, SCHEMES, LabClient, start_lab
+from tests.lab.journal import MISSING, registry_value_changes
 from tests.playbook import PlaybookRun, run_playbook
 
 HOST = "ex01"
+DEFAULT_LISTENER = "default-listener"  # a host whose WinRM service is as Windows sets it up
 KEY = r"HKLM\SYSTEM\CURRENTCONTROLSET\CONTROL\LSA\KERBEROS\PARAMETERS"
 DENIED_KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\Kerberos\Parameters"
 MODULE = "mailflow.remediation.kerberos_logging"
@@ -102,8 +114,18 @@ AUDITING = [*FAULTED.values(), *WRONG_PASSWORD.values(), *CERTIFICATES.values()]
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[LabClient]:
     directory = tmp_path_factory.mktemp("lab")
-    hosts = [{"name": HOST, "roles": ["exchange"], "registry": {KEY: {}}}] + [
-        {"name": target.name, "roles": ["exchange"], "registry": {KEY: {}}, "faults": dict(target.faults)}
+    basic = {"allow_basic": True, "allow_unencrypted": True}
+    hosts = [
+        {"name": HOST, "roles": ["exchange"], "registry": {KEY: {}}, "winrm": basic},
+        {"name": DEFAULT_LISTENER, "roles": ["exchange"], "registry": {KEY: {}}},
+    ] + [
+        {
+            "name": target.name,
+            "roles": ["exchange"],
+            "registry": {KEY: {}},
+            "faults": dict(target.faults),
+            "winrm": basic if target.auth == "basic" else {},
+        }
         for target in CHANGING + AUDITING
     ]
     fleet = directory / "transports.yml"
@@ -128,8 +150,8 @@ def clean_lab(lab: LabClient) -> t.Iterator[LabClient]:
         lab.set_faults(HOST, **NO_FAULTS)
 
 
-def journal(lab: LabClient, host: str = HOST) -> list[tuple[str, t.Any]]:
-    return [(entry["operation"], entry["params"].get("value")) for entry in lab.journal() if entry["host"] == host]
+def journal(lab: LabClient, host: str = HOST) -> list[tuple[str, t.Any, t.Any]]:
+    return registry_value_changes(lab.journal(), host)
 
 
 def script_trips(lab: LabClient, host: str = HOST) -> int:
@@ -142,25 +164,48 @@ class Outcome:
     rc: int
     stdout: str
     stderr: str
+    raw_stderr: bytes = b""
+    pipeline_state: int | None = None  # psrp only: PSInvocationState
 
     @property
     def document(self) -> dict[str, t.Any]:
         return t.cast(dict, json.loads(self.stdout.strip().splitlines()[-1]))
 
 
-def encoded_command(script_text: str) -> list[str]:
-    return str(shell_loader.get("powershell")._encode_script(script_text)).split(" ")
+SHELL = shell_loader.get("powershell")
+SCRIPT = load_host_script("kerberos_log_level")
 
 
-HOST_SCRIPT = (SCRIPT_DIR / "kerberos_log_level.ps1").read_text(encoding="utf-8")
+def encoded_words(text: str) -> list[str]:
+    """A script as Ansible's shell plugin puts it on a command line (what the collection did before the bootstrap)."""
+    return str(SHELL._encode_script(text)).split(" ")
+
+
+def invocation(params: dict[str, t.Any], *, script: HostScript = SCRIPT) -> tuple[list[str], bytes]:
+    """The command line (as words) and stdin of a run, built by the collection's seam, as a module sends them."""
+    command, stdin = build_invocation(SHELL, script, params)
+    return command.split(" "), stdin
+
+
+def changed_script(old: str, new: str) -> HostScript:
+    """The host script with an edit its twin was not reviewed against."""
+    return HostScript(SCRIPT.name, SCRIPT.version, SCRIPT.text.replace(old, new), SCRIPT.contract)
 
 
 def via_winrm(
-    lab: LabClient, scheme: str, auth: str, params: dict[str, t.Any], *, password: str | None, script: str
+    lab: LabClient,
+    scheme: str,
+    auth: str,
+    words: list[str],
+    stdin: bytes,
+    *,
+    password: str | None,
+    host: str = HOST,
+    encryption: str = "auto",
 ) -> Outcome:
-    host = lab.status["hosts"][HOST]
+    address = lab.status["hosts"][host]
     protocol = winrm.Protocol(
-        host["https_url"] if scheme == "https" else host["url"],
+        address["https_url"] if scheme == "https" else address["url"],
         transport=t.cast(t.Any, auth),
         username=lab.status["credentials"]["username"],
         password=lab.password if password is None else password,
@@ -168,36 +213,46 @@ def via_winrm(
         ca_trust_path=str(lab.ca_file),
         read_timeout_sec=20,
         operation_timeout_sec=10,
+        message_encryption=t.cast(t.Any, encryption),
     )
-    words = encoded_command(script)
     shell = protocol.open_shell()
     try:
         command = protocol.run_command(shell, words[0], words[1:], console_mode_stdin=False)
-        protocol.send_command_input(shell, command, json.dumps(params), end=True)
+        protocol.send_command_input(shell, command, stdin, end=True)
         stdout, stderr, rc = protocol.get_command_output(shell, command)
         protocol.cleanup_command(shell, command)
     finally:
         # A fault under test may have broken the connection, and pywinrm's sealing state with it.
         with contextlib.suppress(requests.exceptions.ConnectionError, winrm.exceptions.WinRMTransportError):
             protocol.close_shell(shell)
-    return Outcome(rc, stdout.decode("utf-8"), stderr.decode("utf-8"))
+    # As Ansible's winrm plugin does: powershell.exe's CLIXML stderr becomes its error text (progress is dropped).
+    text = _parse_clixml(stderr) if stderr.startswith(b"#< CLIXML") else stderr
+    return Outcome(rc, stdout.decode("utf-8"), text.decode("utf-8"), raw_stderr=stderr)
 
 
 def via_psrp(
-    lab: LabClient, scheme: str, auth: str, params: dict[str, t.Any], *, password: str | None, script: str
+    lab: LabClient,
+    scheme: str,
+    auth: str,
+    words: list[str],
+    stdin: bytes,
+    *,
+    password: str | None,
+    host: str = HOST,
+    encryption: str = "auto",
 ) -> Outcome:
-    host = lab.status["hosts"][HOST]
+    address = lab.status["hosts"][host]
     trust: t.Any = str(lab.ca_file) if scheme == "https" else True
     wsman = WSMan(
         "127.0.0.1",
-        port=host["https_port"] if scheme == "https" else host["port"],
+        port=address["https_port"] if scheme == "https" else address["port"],
         username=lab.status["credentials"]["username"],
         password=lab.password if password is None else password,
         ssl=scheme == "https",
         auth=auth,
         cert_validation=trust,
         # pypsrp refuses Basic over HTTP unless the messages may travel unencrypted, as Ansible's option says.
-        encryption="never" if (scheme, auth) == ("http", "basic") else "auto",
+        encryption="never" if (scheme, auth) == ("http", "basic") else encryption,
         read_timeout=20,
         operation_timeout=10,
     )
@@ -208,9 +263,9 @@ def via_psrp(
     try:
         pipeline = PowerShell(pool)
         # As the psrp plugin does: the -EncodedCommand text runs as a script, stdin lines are pipeline input.
-        pipeline.add_script(base64.b64decode(encoded_command(script)[-1]).decode("utf-16-le"))
+        pipeline.add_script(base64.b64decode(words[-1]).decode("utf-16-le"))
         # A list, as the psrp plugin passes it: pypsrp sends each item as one input object.
-        pipeline.invoke(input=json.dumps(params).splitlines())  # type: ignore[arg-type]
+        pipeline.invoke(input=stdin.decode("utf-8").splitlines())  # type: ignore[arg-type]
     finally:
         # A fault under test may have broken the connection, and pypsrp's sealing state with it.
         with contextlib.suppress(requests.exceptions.ConnectionError, PSRPTransportError):
@@ -218,7 +273,7 @@ def via_psrp(
     rc = ps_host.rc or (1 if pipeline.had_errors else 0)
     stdout = "\r\n".join(str(item) for item in pipeline.output)
     stderr = "".join(f"{record}\r\n" for record in pipeline.streams.error)
-    return Outcome(int(rc), stdout, stderr)
+    return Outcome(int(rc), stdout, stderr, pipeline_state=int(pipeline.state))
 
 
 def run_script(
@@ -229,10 +284,27 @@ def run_script(
     params: dict[str, t.Any],
     *,
     password: str | None = None,
-    script: str = HOST_SCRIPT,
+    script: HostScript = SCRIPT,
+    host: str = HOST,
+) -> Outcome:
+    words, stdin = invocation(wire_params(SCRIPT, params) if script is SCRIPT else params, script=script)
+    return run_invocation(connection, lab, scheme, auth, words, stdin, password=password, host=host)
+
+
+def run_invocation(
+    connection: str,
+    lab: LabClient,
+    scheme: str,
+    auth: str,
+    words: list[str],
+    stdin: bytes,
+    *,
+    password: str | None = None,
+    host: str = HOST,
+    encryption: str = "auto",
 ) -> Outcome:
     client = via_winrm if connection == "winrm" else via_psrp
-    return client(lab, scheme, auth, params, password=password, script=script)
+    return client(lab, scheme, auth, words, stdin, password=password, host=host, encryption=encryption)
 
 
 # --- every transport, through the real clients -----------------------------------------------------------------------
@@ -244,9 +316,9 @@ def test_a_host_script_gives_the_same_answers_over_every_transport(
     removed = run_script(connection, clean_lab, scheme, auth, {"action": "remove"})
 
     assert (changed.rc, changed.stderr) == (0, "")
-    assert changed.document == {"script": "kerberos_log_level", "version": 1, "ok": True, "result": SET_1}
+    assert changed.document == {"script": "kerberos_log_level", "version": 2, "ok": True, "result": SET_1}
     assert (removed.rc, removed.document["result"]) == (0, NOT_SET)
-    assert journal(clean_lab) == [("set", 1), ("remove", None)]
+    assert journal(clean_lab) == [("LogLevel", MISSING, ["DWord", 1]), ("LogLevel", ["DWord", 1], MISSING)]
     assert clean_lab.counters()[HOST]["scripts"] == {"kerberos_log_level": 2}
 
 
@@ -260,38 +332,65 @@ def test_a_failing_script_returns_rc_1_and_its_document(
 
     assert (outcome.rc, outcome.stderr) == (1, "")
     assert outcome.document["ok"] is False
-    assert outcome.document["error"]["type"] == "System.UnauthorizedAccessException"
+    assert outcome.document["error"] == {
+        "type": "System.UnauthorizedAccessException",
+        "message": "Access to the registry key "
+        "'HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Lsa\\Kerberos\\Parameters' is denied.",
+        "hresult": -2147024891,
+    }
     assert journal(clean_lab) == []
     assert script_trips(clean_lab) == 1
 
 
+def test_powershell_exe_writes_its_progress_to_stderr_as_clixml(clean_lab: LabClient) -> None:
+    outcome = run_script("winrm", clean_lab, "http", "ntlm", {"action": "read"})
+    assert outcome.raw_stderr.startswith(b"#< CLIXML\r\n") and b'S="progress"' in outcome.raw_stderr
+    assert (outcome.rc, outcome.stderr) == (0, "")
+
+
 @pytest.mark.parametrize("connection", CONNECTIONS)
 @pytest.mark.parametrize(
-    "script",
+    ("make", "refusal"),
     [
-        "Get-Process",
-        HOST_SCRIPT.replace("$valueName = 'LogLevel'", "$valueName = 'LogLevel2'"),
+        pytest.param(
+            lambda: (encoded_words("Get-Process"), b""),
+            "lab: refused: not the mailflow bootstrap (first line: 'Get-Process')",
+            id="not the bootstrap",
+        ),
+        pytest.param(
+            lambda: invocation({"action": "read", "value": None}, script=changed_script("'LogLevel'", "'LogLevel2'")),
+            "is not the one its twin was written against",
+            id="a changed host script",
+        ),
+        pytest.param(
+            lambda: (encoded_words(SCRIPT.wire_text), b'{"action": "read"}\n'),
+            "lab: refused: a host script on the command line, not through the bootstrap",
+            id="a host script on the command line",
+        ),
     ],
-    ids=["not a host script", "a changed host script"],
 )
-def test_the_lab_refuses_what_is_not_a_known_host_script_on_stderr(
-    clean_lab: LabClient, connection: str, script: str
+def test_the_lab_refuses_what_is_not_the_bootstrap_running_a_known_script(
+    clean_lab: LabClient, connection: str, make: t.Callable[[], tuple[list[str], bytes]], refusal: str
 ) -> None:
-    outcome = run_script(connection, clean_lab, "http", "ntlm", {"action": "read"}, script=script)
+    words, stdin = make()
+    outcome = run_invocation(connection, clean_lab, "http", "ntlm", words, stdin)
 
     assert outcome.rc == 1 and outcome.stdout.strip() == ""
-    assert "lab: refused:" in outcome.stderr
+    assert refusal in outcome.stderr
+    if connection == "psrp":
+        # A failed pipeline that carries the error record, as PowerShell reports a terminating error.
+        assert outcome.pipeline_state == PSInvocationState.FAILED
     assert script_trips(clean_lab) == 0
 
 
-@pytest.mark.parametrize(("connection", "scheme", "auth"), COMBINATIONS, ids=COMBINATION_IDS)
-def test_a_wrong_password_is_rejected_with_401_not_a_dropped_connection(
-    clean_lab: LabClient, connection: str, scheme: str, auth: str
-) -> None:
-    # Both clients raise these only for an HTTP 401; a dropped connection would be a requests ConnectionError.
-    rejected = winrm.exceptions.InvalidCredentialsError if connection == "winrm" else AuthenticationError
-    with pytest.raises(rejected):
-        run_script(connection, clean_lab, scheme, auth, {"action": "read"}, password="Wrong-Passw0rd!")
+def test_cmd_exe_refuses_a_command_line_over_8191_characters(clean_lab: LabClient) -> None:
+    # The way the collection sent scripts before the bootstrap: the whole script on the command line.
+    words = encoded_words(SCRIPT.text + "\n" + "# padding\n" * 300)
+    assert len(" ".join(words)) > 8191
+
+    outcome = run_invocation("winrm", clean_lab, "http", "ntlm", words, b"")
+
+    assert (outcome.rc, outcome.stdout, outcome.stderr) == (1, "", "The command line is too long.\r\n")
     assert script_trips(clean_lab) == 0
 
 
@@ -327,7 +426,80 @@ def test_every_failed_logon_is_a_401_with_the_challenges_windows_offers(
 
     assert response.status_code == 401
     offered = {value.strip() for value in response.headers["WWW-Authenticate"].split(",")}
-    assert {"Negotiate", 'Basic realm="WSMAN"'} <= offered
+    # ex01's fleet entry allows Basic, as an administrator who enabled it would have it.
+    assert offered == {"Negotiate", "Kerberos", 'Basic realm="WSMAN"'}
+
+
+# --- a WinRM service as Windows sets it up: Basic off, unencrypted refused, channel binding on HTTPS -----------------
+def test_a_default_listener_does_not_offer_basic_and_refuses_it_with_the_right_password(clean_lab: LabClient) -> None:
+    host = clean_lab.status["hosts"][DEFAULT_LISTENER]
+    response = requests.post(
+        host["url"],
+        data=b"<s:Envelope/>",
+        headers={"Content-Type": "application/soap+xml;charset=UTF-8", "Authorization": _basic(clean_lab.password)},
+        timeout=10,
+    )
+    assert response.status_code == 401
+    assert {value.strip() for value in response.headers["WWW-Authenticate"].split(",")} == {"Negotiate", "Kerberos"}
+
+
+@pytest.mark.parametrize(
+    ("connection", "scheme", "auth", "encryption"),
+    [
+        ("winrm", "https", "basic", "auto"),
+        ("psrp", "https", "basic", "auto"),
+        ("winrm", "http", "ntlm", "never"),
+        ("psrp", "http", "ntlm", "never"),
+    ],
+    ids=["winrm basic", "psrp basic", "winrm unencrypted", "psrp unencrypted"],
+)
+def test_a_default_listener_refuses_basic_and_unencrypted_messages(
+    clean_lab: LabClient, connection: str, scheme: str, auth: str, encryption: str
+) -> None:
+    rejected = winrm.exceptions.InvalidCredentialsError if connection == "winrm" else AuthenticationError
+    words, stdin = invocation(wire_params(SCRIPT, {"action": "read"}))
+    with pytest.raises(rejected):
+        run_invocation(connection, clean_lab, scheme, auth, words, stdin, host=DEFAULT_LISTENER, encryption=encryption)
+    assert script_trips(clean_lab, DEFAULT_LISTENER) == 0
+
+
+@pytest.mark.parametrize("connection", CONNECTIONS)
+def test_a_default_listener_serves_ntlm_with_message_encryption_and_over_https(
+    clean_lab: LabClient, connection: str
+) -> None:
+    for scheme in SCHEMES:
+        outcome = run_script(connection, clean_lab, scheme, "ntlm", {"action": "read"}, host=DEFAULT_LISTENER)
+        assert outcome.document["ok"] is True, outcome
+
+
+@pytest.mark.parametrize("binding", [b"right", b"wrong"])
+def test_ntlm_over_https_is_bound_to_the_listeners_certificate(clean_lab: LabClient, binding: bytes) -> None:
+    host = clean_lab.status["hosts"][DEFAULT_LISTENER]
+    pem = ssl.get_server_certificate(("127.0.0.1", host["https_port"]))
+    digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).digest() if binding == b"right" else b"\0" * 32
+    client = spnego.client(
+        clean_lab.status["credentials"]["username"],
+        clean_lab.password,
+        protocol="ntlm",
+        channel_bindings=GssChannelBindings(application_data=b"tls-server-end-point:" + digest),
+    )
+    # One session: NTLM authenticates a connection, and the handshake's legs must share it.
+    with requests.Session() as session:
+
+        def post(token: bytes) -> requests.Response:
+            return session.post(
+                host["https_url"],
+                data=b"",
+                headers={"Authorization": "Negotiate " + base64.b64encode(token).decode()},
+                verify=str(clean_lab.ca_file),
+                timeout=10,
+            )
+
+        challenge = post(client.step() or b"")
+        token = base64.b64decode(challenge.headers["WWW-Authenticate"].split(" ", 1)[1])
+        answer = post(client.step(token) or b"")
+
+    assert answer.status_code == (200 if binding == b"right" else 401)
 
 
 # --- transport faults ------------------------------------------------------------------------------------------------
@@ -363,7 +535,7 @@ def test_a_connection_dropped_mid_command_leaves_the_change_made_and_the_client_
     with pytest.raises(requests.exceptions.ConnectionError, match="Connection aborted"):
         run_script(connection, clean_lab, "http", "ntlm", {"action": "set", "value": 1})
 
-    assert journal(clean_lab) == [("set", 1)]
+    assert journal(clean_lab) == [("LogLevel", MISSING, ["DWord", 1])]
     assert clean_lab.host(HOST)["registry"][KEY]["LogLevel"] == ["DWord", 1]
 
 
@@ -429,8 +601,8 @@ class FleetRun:
     def task(self, name: str, host: str) -> dict[str, t.Any]:
         return self.run.task(name, host)
 
-    def writes(self, host: str) -> list[tuple[str, t.Any]]:
-        return [(entry["operation"], entry["params"].get("value")) for entry in self.journal if entry["host"] == host]
+    def writes(self, host: str) -> list[tuple[str, t.Any, t.Any]]:
+        return registry_value_changes(self.journal, host)
 
     def script_trips(self, host: str) -> int:
         return int(self.counters[host]["round_trips"])
@@ -497,7 +669,7 @@ def test_kerberos_logging_over_every_transport(playbook_run: FleetRun, combinati
     assert enable["result"]["changed"] is True
     assert enable["result"]["previous"] == NOT_SET and enable["result"]["log_level"] == SET_1
     assert remove["result"]["changed"] is True and remove["result"]["log_level"] == NOT_SET
-    assert playbook_run.writes(host) == [("set", 1), ("remove", None)]
+    assert playbook_run.writes(host) == [("LogLevel", MISSING, ["DWord", 1]), ("LogLevel", ["DWord", 1], MISSING)]
     assert playbook_run.script_trips(host) == 4  # a read and a change per task, whatever the transport
 
 

@@ -77,7 +77,7 @@ def test_decision_is_the_same_in_check_mode_and_for_real(
     # One round trip to read, one more only when a real run changes something.
     assert len(emulated_host.calls) == (2 if changed and not check_mode else 1)
     if check_mode:
-        assert emulated_host.writes == []
+        assert emulated_host.changes == []
         assert emulated_host.state.registry[KEY].get("LogLevel") == existing
     else:
         assert emulated_host.state.registry[KEY].get("LogLevel") == after
@@ -126,7 +126,7 @@ def test_access_denied_fails_with_the_script_and_the_error_and_writes_nothing(em
     assert result["failed"] is True
     assert result["script"] == "kerberos_log_level"
     assert "System.UnauthorizedAccessException" in result["msg"]
-    assert emulated_host.writes == []
+    assert emulated_host.changes == []
     assert "changed" not in result or result["changed"] is False
 
 
@@ -146,10 +146,11 @@ def test_a_change_the_host_did_not_keep_fails_the_task(emulated_host: EmulatedHo
     real_execute = emulated_host.execute
 
     def ignore_writes(
-        cmd: str, sudoable: bool = True, in_data: str | None = None, **options: t.Any
+        cmd: str, sudoable: bool = True, in_data: bytes | None = None, **options: t.Any
     ) -> dict[str, t.Any]:
         # A host (or group policy) that silently keeps the old value: the script reports the state after the change.
-        return real_execute(cmd, sudoable, '{"action": "read"}')
+        request = (in_data or b"").decode("ascii").splitlines()[0]
+        return real_execute(cmd, sudoable, (request + '\n{"action": "read", "value": null}\n').encode("ascii"))
 
     action = make_action(ActionModule, {}, emulated_host)
     action._low_level_execute_command = ignore_writes

@@ -1,0 +1,102 @@
+"""The lab's emulation of the collection's bootstrap (plugins/plugin_utils/bootstrap.ps1): one run of a host script.
+
+Shared by the lab's transports and the unit tests' emulated host, so that both answer exactly as the lab does.
+BOOTSTRAP_SHA256 in tests/lab/scripts.py records the bootstrap text this emulation was reviewed against: read the
+request and the parameters from the input lines, run the host script (its twin), write the document, exit 1 when
+the script raised.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.mailflow.remediation.plugins.plugin_utils._host_script import load_host_script
+from tests.lab import journal
+from tests.lab.fleet import HostException
+from tests.lab.scripts import (
+    COMMAND_LINE_LIMIT,
+    COMMAND_LINE_TOO_LONG,
+    PROGRESS_CLIXML,
+    BootstrapFailed,
+    Outcome,
+    ScriptRefused,
+    check_bootstrap,
+    clixml_error,
+    command_line_length,
+    decode_command_line,
+    read_request,
+)
+from tests.lab.twins import TWINS, Params, Session, TwinContext
+
+if t.TYPE_CHECKING:
+    from tests.lab.fleet import Fleet, HostState
+
+
+@dataclass(frozen=True)
+class Run:
+    outcome: Outcome
+    script: str | None = None  # the host script that ran; None when the run was refused before it
+    params: dict[str, t.Any] = field(default_factory=dict)
+    changes: list[dict[str, t.Any]] = field(default_factory=list)  # what the lab found changed, see journal.py
+
+
+def run_bootstrap(text: str, lines: list[str], *, host: HostState, fleet: Fleet, session: Session) -> Run:
+    try:
+        check_bootstrap(text)
+        request = read_request(lines)
+        twin = TWINS.get(request.script.name)
+        if twin is None:
+            raise ScriptRefused(f"unknown host script {request.script.name!r}: the lab has no twin for it")
+        if (request.script.version, request.script.sha256) != (twin.version, twin.sha256):
+            raise ScriptRefused(
+                f"host script {twin.name} v{request.script.version} (sha256 {request.script.sha256[:16]}) is not "
+                f"the one its twin was written against (v{twin.version}, sha256 {twin.sha256[:16]}): revisit the twin"
+            )
+    except ScriptRefused as exc:
+        return Run(Outcome(rc=1, error=f"lab: refused: {exc}"))
+    except BootstrapFailed as exc:
+        return Run(Outcome(rc=1, error=f"{exc.error_type}: {exc.message}"))
+
+    document: dict[str, t.Any] = {"script": twin.name, "version": twin.version, "ok": True}
+    params = Params(twin.name, request.params, load_host_script(twin.name).contract.inputs)
+    with fleet.lock:
+        before = journal.state_of(host, fleet)
+        try:
+            document["result"] = twin.run(TwinContext(host, fleet, session), params)
+        except HostException as exc:
+            document.update(ok=False, error={"type": exc.error_type, "message": exc.message, "hresult": exc.hresult})
+        changes = journal.changes(before, journal.state_of(host, fleet))
+    # The bootstrap escapes non-ASCII characters, so the output does not depend on the console code page.
+    stdout = json.dumps(document, ensure_ascii=True, separators=(",", ":")) + "\r\n"
+    return Run(Outcome(stdout=stdout, rc=0 if document["ok"] else 1), twin.name, request.params, changes)
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """A cmd shell's command as the client sees it: the bytes of stdout and stderr, and the exit code."""
+
+    stdout: bytes
+    stderr: bytes
+    rc: int
+    run: Run | None = None  # None when cmd.exe or the lab refused the command line before PowerShell started
+
+
+def run_command_line(
+    command: str, arguments: t.Sequence[str], stdin: bytes, *, host: HostState, fleet: Fleet, session: Session
+) -> CommandRun:
+    """``PowerShell ... -EncodedCommand X`` with its stdin, as cmd.exe and powershell.exe treat them."""
+    if command_line_length(command, arguments) > COMMAND_LINE_LIMIT:
+        # cmd.exe refuses the line before PowerShell starts: nothing ran.
+        return CommandRun(b"", COMMAND_LINE_TOO_LONG.encode("ascii"), 1)
+    try:
+        text = decode_command_line(command, arguments)
+    except ScriptRefused as exc:
+        return CommandRun(b"", f"lab: refused: {exc}\r\n".encode(), 1)
+    # powershell.exe reads stdin through the console's code page: only ASCII survives it unchanged.
+    lines = stdin.decode(host.oem_code_page, errors="replace").splitlines()
+    run = run_bootstrap(text, lines, host=host, fleet=fleet, session=session)
+    stderr = PROGRESS_CLIXML + (clixml_error(run.outcome.error) if run.outcome.error is not None else "")
+    stdout = run.outcome.stdout.encode(host.oem_code_page, errors="replace")
+    return CommandRun(stdout, stderr.encode("ascii", errors="replace"), run.outcome.rc, run)
