@@ -25,9 +25,11 @@ REGISTRY_KINDS = {
     "MultiString": "REG_MULTI_SZ",
     "Binary": "REG_BINARY",
 }
-# GetValue returns a REG_DWORD as System.Int32, and the script writes [int]: previous values live in that range.
+# .NET reads and writes a REG_DWORD as a signed System.Int32 (0xFFFFFFFF is -1): 'previous' holds what an earlier
+# run read, and an administrator may write the same value unsigned, as regedit shows it.
 DWORD_MIN = -(2**31)
-DWORD_MAX = 2**31 - 1
+DWORD_UNSIGNED_MAX = 2**32 - 1
+INT32_MAX = 2**31 - 1
 
 
 class ActionModule(MailflowAction):
@@ -42,7 +44,8 @@ class ActionModule(MailflowAction):
                 type="dict",
                 options=dict(
                     exists=dict(type="bool", required=True),
-                    value=dict(type="int"),
+                    # raw: an earlier run's REG_SZ value must reach check_arguments, which names the real problem.
+                    value=dict(type="raw"),
                     kind=dict(type="str"),
                     key_exists=dict(type="bool"),
                 ),
@@ -65,8 +68,14 @@ class ActionModule(MailflowAction):
                 raise ArgumentError(
                     "previous", f"only a REG_DWORD LogLevel can be restored; an earlier run found {found}"
                 )
-            if not DWORD_MIN <= previous["value"] <= DWORD_MAX:
-                raise ArgumentError("previous", f"value {previous['value']} does not fit a REG_DWORD")
+            value = previous["value"]
+            if value is None:
+                raise ArgumentError("previous", "exists is true, so value must hold the LogLevel to restore")
+            if dword_of(value) is None:
+                raise ArgumentError(
+                    "previous",
+                    f"value {value!r} is not a REG_DWORD (a whole number from {DWORD_MIN} to {DWORD_UNSIGNED_MAX})",
+                )
 
     def read_state(self, params: dict[str, t.Any]) -> dict[str, t.Any]:
         return t.cast(dict, self.run_script(SCRIPT, {"action": "read"}))
@@ -85,7 +94,7 @@ class ActionModule(MailflowAction):
             return Plan(expected=before)
         verb = "replace" if before["exists"] else "create"
         return Plan(
-            changes=[f"{verb} {VALUE_PATH}: {render_value(before)} -> {wanted} (REG_DWORD)"],
+            changes=[f"{verb} {VALUE_PATH}: {render_value(before)} -> {wanted & 0xFFFFFFFF} (REG_DWORD)"],
             expected={"key_exists": True, "exists": True, "kind": "DWord", "value": wanted},
             change_params={"action": "set", "value": wanted},
         )
@@ -106,8 +115,21 @@ def desired_value(params: dict[str, t.Any]) -> int | None:
     if params["state"] == "present":
         return 1 if params["level"] is None else int(params["level"])
     if params["state"] == "restored" and params["previous"]["exists"]:
-        return int(params["previous"]["value"])
+        return dword_of(params["previous"]["value"])
     return None
+
+
+def dword_of(value: t.Any) -> int | None:
+    """A REG_DWORD as .NET's Int32 holds it (4294967295 becomes -1), or None when ``value`` is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    if not DWORD_MIN <= number <= DWORD_UNSIGNED_MAX:
+        return None
+    return number - 2**32 if number > INT32_MAX else number
 
 
 def describe_kind(kind: str | None) -> str:
@@ -117,4 +139,7 @@ def describe_kind(kind: str | None) -> str:
 def render_value(state: dict[str, t.Any]) -> str:
     if not state["exists"]:
         return "(not set)"
-    return f"{state['value']!r} ({describe_kind(state['kind'])})"
+    value = state["value"]
+    if state["kind"] == "DWord" and isinstance(value, int) and value < 0:
+        value &= 0xFFFFFFFF  # as regedit shows it; .NET reads a REG_DWORD as a signed Int32
+    return f"{value!r} ({describe_kind(state['kind'])})"

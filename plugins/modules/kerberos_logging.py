@@ -42,8 +42,11 @@ options:
         type: bool
         required: true
       value:
-        description: The value it had; required when O(previous.exists) is true. Only a C(REG_DWORD) can be restored.
-        type: int
+        description:
+          - The value it had; required when O(previous.exists) is true. Only a C(REG_DWORD) can be restored.
+          - A whole number from V(-2147483648) to V(4294967295). .NET reads a C(REG_DWORD) as a signed 32-bit number,
+            so an earlier run returns C(0xFFFFFFFF) as V(-1); both spellings restore the same value.
+        type: raw
       kind:
         description: The .NET registry value kind the earlier run found, for example V(DWord).
         type: str

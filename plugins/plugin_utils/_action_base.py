@@ -20,6 +20,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.validation import check_type_dict
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mailflow.remediation.plugins.plugin_utils._host_script import (
@@ -27,6 +28,9 @@ from ansible_collections.mailflow.remediation.plugins.plugin_utils._host_script 
     HostUnreachable,
     run_host_script,
 )
+
+# The connection plugins that carry the collection's host scripts (ansible.builtin.winrm and ansible.builtin.psrp).
+SUPPORTED_CONNECTIONS = ("winrm", "psrp")
 
 
 class ArgumentSpec(t.TypedDict, total=False):
@@ -99,16 +103,8 @@ class MailflowAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
 
-        try:
-            params = self.validate_argument_spec(**self.ARGUMENTS)[1]
-        except AnsibleActionFail as exc:
-            # ansible-core names an action plugin by its Python path; administrators know the module by its FQCN.
-            fqcn = self._task.resolved_action or self._task.action
-            raise AnsibleActionFail(str(exc.message).replace(f"({self._load_name})", f"({fqcn})")) from exc
-        try:
-            self.check_arguments(params)
-        except ArgumentError as exc:
-            raise AnsibleActionFail(str(exc)) from exc
+        params = self._validated_arguments()
+        self._check_connection()
 
         result.update(article=self.ARTICLE, step=self.STEP)
         try:
@@ -129,16 +125,57 @@ class MailflowAction(ActionBase):
             result.update(failed=True, msg=str(exc), script=exc.script)
             return result
 
-        result.update(
-            changed=bool(plan.changes),
-            found=self.render(before).strip(),
-            changes=plan.changes,
-            diff=dict(
+        result.update(changed=bool(plan.changes), found=self.render(before).strip(), changes=plan.changes)
+        if self._task.diff:
+            result["diff"] = dict(
                 before=self.render(before),
                 after=self.render(after),
                 before_header=f"{self.SUBJECT} (before)",
                 after_header=f"{self.SUBJECT} ({'after, check mode' if self._task.check_mode else 'after'})",
-            ),
-        )
+            )
         result.update(self.report(params, before, after))
         return result
+
+    def _validated_arguments(self) -> dict[str, t.Any]:
+        """The task's arguments, validated and normalized; a bad one fails the task before any host contact."""
+        fqcn = self._task.resolved_action or self._task.action
+        try:
+            self._check_dict_options()
+            params = self.validate_argument_spec(**self.ARGUMENTS)[1]
+            self.check_arguments(params)
+        except AnsibleActionFail as exc:
+            # ansible-core names an action plugin by its Python path; administrators know the module by its FQCN.
+            # 'from None': ansible-core 2.19 would print the chained cause, the same message a second time.
+            raise AnsibleActionFail(str(exc.message).replace(f"({self._load_name})", f"({fqcn})")) from None
+        except ArgumentError as exc:
+            raise AnsibleActionFail(str(exc)) from None
+        return params
+
+    def _check_dict_options(self) -> None:
+        # ansible-core's validator fails with a TypeError on a list where a dict with suboptions belongs, and does
+        # not name the option when a string is neither JSON nor key=value: say which option needs what.
+        for name, option in self.ARGUMENTS["argument_spec"].items():
+            value = self._task.args.get(name)
+            if option.get("type") != "dict" or value is None or isinstance(value, t.Mapping):
+                continue
+            if not isinstance(value, str):
+                raise ArgumentError(name, f"must be a dictionary, not a {type(value).__name__}")
+            try:
+                check_type_dict(value)
+            except TypeError:
+                raise ArgumentError(name, f"must be a dictionary; {value!r} is neither JSON nor key=value") from None
+
+    def _check_connection(self) -> None:
+        """Host scripts are Windows PowerShell, sent through the winrm or psrp connection; refuse anything else."""
+        fqcn = self._task.resolved_action or self._task.action
+        connection = str(getattr(self._connection, "transport", "") or "").rsplit(".", 1)[-1]
+        if connection not in SUPPORTED_CONNECTIONS:
+            raise AnsibleActionFail(
+                f"{fqcn} needs a winrm or psrp connection to a Windows host (ansible_connection: winrm or psrp); "
+                f"this task's connection is {connection or 'unknown'}"
+            )
+        if self._play_context.become:
+            raise AnsibleActionFail(
+                f"{fqcn} does not support become: its host scripts run as the connection's user, who needs local "
+                "administrator rights; remove become from the task"
+            )
