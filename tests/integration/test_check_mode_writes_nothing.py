@@ -10,6 +10,7 @@ import pytest
 
 from tests.integration.conftest import PlaybookRunner, requires_lab, running_lab
 from tests.lab.control import LabClient
+from tests.lab.journal import MISSING, registry_value_changes
 from tests.playbook import REPO_ROOT, run_playbook
 
 pytestmark = [pytest.mark.integration, requires_lab]
@@ -44,11 +45,29 @@ def test_module_in_check_mode_writes_nothing(contoso: LabClient, tmp_path: Path,
     assert contoso.journal() == []
 
 
-def test_audit_playbook_in_check_mode_writes_nothing(contoso: LabClient, tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra_args", [["--check"], []], ids=["with --check", "--check forgotten"])
+def test_audit_playbook_writes_nothing_and_kerberos_logging_is_not_drift(
+    contoso: LabClient, tmp_path: Path, extra_args: list[str]
+) -> None:
     contoso.reset()
     inventory = contoso.write_inventory(tmp_path / "inventory.yml", connection="psrp", auth="negotiate")
-    run = run_playbook(REPO_ROOT / "playbooks" / "audit.yml", inventory, tmp_path, extra_args=["--check"])
+    run = run_playbook(REPO_ROOT / "playbooks" / "audit.yml", inventory, tmp_path, extra_args=extra_args)
     assert run.rc == 0, run.stdout + run.stderr
-    assert [item["result"]["changed"] for item in run.results if "article" in item["result"]] == [True] * 3
+    audited = [item for item in run.results if "article" in item["result"]]
+    assert sorted(item["host"] for item in audited) == ["ex01", "ex02", "ex03"]
+    # LogLevel is not set anywhere in contoso: the audit reports it, and does not call it drift.
+    assert all(item["result"]["changed"] is False for item in audited)
+    assert all(item["result"]["previous"]["exists"] is False for item in audited)
     assert contoso.journal() == []
     assert all(numbers["round_trips"] == 1 for name, numbers in contoso.counters().items() if name.startswith("ex"))
+
+
+def test_remediation_turns_kerberos_logging_on_only_for_the_diagnosis_window(contoso: LabClient, tmp_path: Path) -> None:
+    contoso.reset()
+    inventory = contoso.write_inventory(tmp_path / "inventory.yml")
+    run = run_playbook(REPO_ROOT / "playbooks" / "remediate_454_4_7_0.yml", inventory, tmp_path)
+    assert run.rc == 0, run.stdout + run.stderr
+    # Enabled, then put back: on every Exchange server, LogLevel was written twice and is gone again.
+    for host in ("ex01", "ex02", "ex03"):
+        changes = registry_value_changes(contoso.journal(), host)
+        assert changes == [("LogLevel", MISSING, ["DWord", 1]), ("LogLevel", ["DWord", 1], MISSING)], host
