@@ -62,7 +62,9 @@ def test_audit_playbook_writes_nothing_and_kerberos_logging_is_not_drift(
     assert all(numbers["round_trips"] == 1 for name, numbers in contoso.counters().items() if name.startswith("ex"))
 
 
-def test_remediation_turns_kerberos_logging_on_only_for_the_diagnosis_window(contoso: LabClient, tmp_path: Path) -> None:
+def test_remediation_turns_kerberos_logging_on_only_for_the_diagnosis_window(
+    contoso: LabClient, tmp_path: Path
+) -> None:
     contoso.reset()
     inventory = contoso.write_inventory(tmp_path / "inventory.yml")
     run = run_playbook(REPO_ROOT / "playbooks" / "remediate_454_4_7_0.yml", inventory, tmp_path)

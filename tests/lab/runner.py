@@ -9,6 +9,7 @@ the script raised.
 from __future__ import annotations
 
 import json
+import re
 import typing as t
 from dataclasses import dataclass, field
 
@@ -45,7 +46,9 @@ class Run:
 def run_bootstrap(text: str, lines: list[str], *, host: HostState, fleet: Fleet, session: Session) -> Run:
     try:
         check_bootstrap(text)
-        request = read_request(lines)
+        # The bootstrap joins its input and splits it into lines again: over psrp, ansible-core before 2.19 sends
+        # stdin as one object with both lines in it.
+        request = read_request([line for line in re.split(r"\r?\n", "\n".join(lines)) if line])
         twin = TWINS.get(request.script.name)
         if twin is None:
             raise ScriptRefused(f"unknown host script {request.script.name!r}: the lab has no twin for it")

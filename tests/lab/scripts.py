@@ -24,7 +24,7 @@ HEADER_PATTERN = re.compile(r"^# mailflow-host-script: (?P<name>[a-z][a-z0-9_]*)
 BOOTSTRAP_HEADER = "# mailflow-bootstrap v1"
 # The bootstrap's text as the lab was reviewed against it (its wire form, see normalized()); the lab's emulation of
 # it is run_script_text in server.py. tests/unit/lab/test_twin_discipline.py fails when the two part ways.
-BOOTSTRAP_SHA256 = "74c911b6a7e9456cb675f83c9ee9a9bc525937de1adcea4d4d2e6d6d1b9a5b41"
+BOOTSTRAP_SHA256 = "fb28b477e320193217bea06a74d856e3f121365e6411f4e79cb8fccd9dc42499"
 ANSIBLE_PREFIX = "Set-StrictMode -Version Latest"
 ANSIBLE_SUFFIX = (
     "If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) "

@@ -99,3 +99,15 @@ def test_input_the_bootstrap_cannot_read_is_a_terminating_error_on_stderr(stdin:
     result = run(words, stdin)
     assert result.rc == 1 and result.stdout == b"" and result.run is not None and result.run.script is None
     assert result.stderr.startswith(b"#< CLIXML\r\n") and f'<S S="Error">{error}'.encode() in result.stderr
+
+
+def test_over_psrp_stdin_as_one_object_holding_both_lines_is_read_the_same() -> None:
+    # ansible-core before 2.19 hands pypsrp stdin as one string, which arrives as a single input object.
+    words, stdin = seam_invocation({"action": "read"})
+    fleet = load_fleet("single")
+    text = decode_command_line(words[0], words[1:])
+    as_lines = run_bootstrap(
+        text, stdin.decode("ascii").splitlines(), host=fleet.hosts["ex01"], fleet=fleet, session=SESSION
+    )
+    as_one = run_bootstrap(text, [stdin.decode("ascii")], host=fleet.hosts["ex01"], fleet=fleet, session=SESSION)
+    assert as_one.outcome == as_lines.outcome and as_one.outcome.rc == 0
