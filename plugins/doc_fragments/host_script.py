@@ -6,25 +6,50 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
+    # Modules list it before ansible.builtin.action_common_attributes (and its .flow, .conn and .actiongroups), which
+    # describe the attributes; this fragment says how the collection's modules support them, and the first fragment
+    # to set a value keeps it.
     DOCUMENTATION = r"""
 options: {}
 notes:
-  - This is an action plugin. It runs on the controller and sends one static PowerShell script at a time over the
-    task's own connection, C(ansible.builtin.winrm) or C(ansible.builtin.psrp), as chosen in the inventory. It never
-    opens a connection of its own and takes no credentials as task arguments.
+  - This is an action plugin. It runs on the controller and sends static PowerShell scripts over the task's own
+    connection, C(ansible.builtin.winrm) or C(ansible.builtin.psrp), as chosen in the inventory. It never opens a
+    connection of its own.
+  - Every run sends the same short command line; the script and its parameters travel on stdin as JSON data, so no
+    command line comes near cmd.exe's limit of 8191 characters and no parameter is ever part of the script's code.
   - Arguments are validated on the controller before the host is contacted; an invalid argument fails the task
     without a round trip.
   - The host work reads registry values, .NET, ADSI and CIM objects only; it does not parse text printed by
-    localized tools, so it behaves the same on Swedish, German or English Windows.
+    localized tools, so it behaves the same on Swedish, German or English Windows. The scripts need Windows
+    PowerShell 5.1, which Windows Server 2016 and newer have.
+  - The connection's user needs local administrator rights on the host.
 attributes:
+  action:
+    support: full
+  action_group:
+    support: full
+    membership:
+      - mailflow.remediation.mailflow
+  async:
+    support: none
+  become:
+    support: none
+    details: A task with C(become) fails with a clear message; the scripts run as the connection's user.
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
-    description: Check mode takes the same decision as a real run and writes nothing; it is the collection's audit.
+    details: Check mode takes the same decision as a real run and writes nothing; it is the collection's audit.
+  connection:
+    support: full
+  delegation:
+    support: full
+    details: With C(delegate_to), the script runs on the delegated Windows host over its connection.
   diff_mode:
     support: full
-    description: Shows the state before and after (predicted, in check mode).
+    details: Shows the state before and after (predicted, in check mode).
   platform:
     support: full
     platforms: windows
-    description: Targets Windows hosts over WinRM or PSRP.
+    details: Targets Windows hosts over WinRM or PSRP.
 """

@@ -55,6 +55,10 @@ options:
         type: bool
 extends_documentation_fragment:
   - mailflow.remediation.host_script
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.actiongroups
 seealso:
   - name: KB 979174, 454 4.7.0 Temporary authentication failure
     description: The article whose step 5 this module automates.
