@@ -30,7 +30,11 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 PrivateKey = ec.EllipticCurvePrivateKey
 
 # CertVerifyCertificateChainPolicy results, as CAPI2 logs them (hex without 0x, like the article's event 30).
+# The two differ in what an administrator must import: CERT_E_CHAINING means an issuer is nowhere in the host's
+# stores (an intermediate for LocalMachine\CA), CERT_E_UNTRUSTEDROOT that the chain is complete but its root is not
+# in LocalMachine\Root.
 CERT_E_UNTRUSTEDROOT = "800B0109"
+CERT_E_CHAINING = "800B010A"
 CERT_OK = "0"
 
 ORGANIZATION = "Mailflow Lab Test PKI"
@@ -181,7 +185,7 @@ class Chain:
 
     certificates: tuple[x509.Certificate, ...]  # leaf first; ends with the root when one was found
     trusted: bool  # ends in a self-signed certificate of the host's Root store
-    status: str  # CERT_OK or the policy error CAPI2 logs (the article's 800B0109)
+    status: str  # CERT_OK, CERT_E_CHAINING (an issuer missing) or CERT_E_UNTRUSTEDROOT (complete, root not trusted)
 
     @property
     def sent(self) -> tuple[x509.Certificate, ...]:
@@ -208,8 +212,10 @@ def build_chain(
             break
         chain.append(issuer)
         current = issuer
-    trusted = is_self_signed(chain[-1]) and any(chain[-1] == root for root in root_list)
-    return Chain(certificates=tuple(chain), trusted=trusted, status=CERT_OK if trusted else CERT_E_UNTRUSTEDROOT)
+    complete = is_self_signed(chain[-1])
+    trusted = complete and any(chain[-1] == root for root in root_list)
+    status = CERT_OK if trusted else CERT_E_UNTRUSTEDROOT if complete else CERT_E_CHAINING
+    return Chain(certificates=tuple(chain), trusted=trusted, status=status)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ it trusts. Unattributed relaying is refused at RCPT with ``550 5.7.64 TenantAttr
 
 What a host presents is what Windows builds for its certificate from its LocalMachine stores: the leaf plus the
 intermediates it found (tests/lab/certs.py). A host missing an intermediate in LocalMachine\\CA therefore sends an
-incomplete chain, logs CAPI2 event 30 (result 800B0109) when CAPI2 logging is on, and is refused by EOP; importing
-the intermediate makes the next relay succeed, because every handshake rebuilds the chain from the stores.
+incomplete chain, logs CAPI2 event 30 (result 800B010A, CERT_E_CHAINING) when CAPI2 logging is on, and is refused
+by EOP; importing the intermediate makes the next relay succeed, because every handshake rebuilds the chain from the
+stores.
 
 The EOP stand-in lets OpenSSL accept any client certificate issued by the fleet's PKI (its OpenSSL trust store holds
 every authority, with partial chains allowed) only so that the handshake completes, as EOP's does; the verdict is
@@ -39,6 +40,7 @@ from cryptography import x509
 
 from tests.lab import model
 from tests.lab.certs import (
+    CERT_E_CHAINING,
     CERT_E_UNTRUSTEDROOT,
     Chain,
     common_name,
@@ -611,4 +613,11 @@ def wait_for(predicate: t.Callable[[], bool], timeout: float = 5.0) -> bool:
     return predicate()
 
 
-__all__ = ["CERT_E_UNTRUSTEDROOT", "EVENT_CHAIN_POLICY", "REPLY_TENANT_ATTRIBUTION", "MailLab", "log_chain_failure"]
+__all__ = [
+    "CERT_E_CHAINING",
+    "CERT_E_UNTRUSTEDROOT",
+    "EVENT_CHAIN_POLICY",
+    "REPLY_TENANT_ATTRIBUTION",
+    "MailLab",
+    "log_chain_failure",
+]

@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 
 from tests.lab import topology
-from tests.lab.certs import CERT_E_UNTRUSTEDROOT, thumbprint
+from tests.lab.certs import CERT_E_CHAINING, CERT_E_UNTRUSTEDROOT, thumbprint
 from tests.lab.exchange import EOP
 from tests.lab.fleet import Fleet
 from tests.lab.smtp import CAPI2_PROVIDER, EVENT_CHAIN_POLICY, MailLab, wait_for
@@ -86,7 +86,8 @@ def test_a_missing_intermediate_alone_makes_eop_refuse_and_importing_it_alone_le
         assert record.presented[0] == leaf.thumbprint and len(record.presented) == sent
         assert not record.attributed
         events = host.events.query(CAPI2_OPERATIONAL, provider=CAPI2_PROVIDER, event_id=EVENT_CHAIN_POLICY)
-        assert events and {event.data["Result.value"] for event in events} == {CERT_E_UNTRUSTEDROOT}
+        # An intermediate is nowhere in the host's stores, so CryptoAPI cannot build the chain: CERT_E_CHAINING.
+        assert events and {event.data["Result.value"] for event in events} == {CERT_E_CHAINING}
         assert events[-1].data["Certificate.fileRef"] == f"{leaf.thumbprint}.cer"
         assert len(presented_by_server(mail.ports["ex01"])) == sent
 
@@ -102,6 +103,38 @@ def test_a_missing_intermediate_alone_makes_eop_refuse_and_importing_it_alone_le
         assert len(mail.eop.records[-1].presented) == 1 + len(fleet.pki.intermediates())
         assert len(presented_by_server(mail.ports["ex01"])) == 1 + len(fleet.pki.intermediates())
         assert len(host.events.query(CAPI2_OPERATIONAL, event_id=EVENT_CHAIN_POLICY)) == count
+
+
+@pytest.mark.parametrize(
+    ("ca_store", "root_store", "status", "relay_code"),
+    [
+        pytest.param(["public-tls"], ["public-root"], "0", 250, id="complete-and-trusted"),
+        pytest.param([], ["public-root"], CERT_E_CHAINING, 550, id="intermediate-missing"),
+        pytest.param(["public-tls"], [], CERT_E_CHAINING, 250, id="root-nowhere"),
+        # The root imported into LocalMachine\CA instead of Root: the chain is complete but ends untrusted.
+        pytest.param(["public-tls", "public-root"], [], CERT_E_UNTRUSTEDROOT, 250, id="root-in-the-wrong-store"),
+    ],
+)
+def test_event_30_tells_a_missing_issuer_from_an_untrusted_root(
+    ca_store: list[str],
+    root_store: list[str],
+    status: str,
+    relay_code: int,
+    clean_document: Document,
+    load: t.Callable[[Document], Fleet],
+) -> None:
+    entry = host_entry(clean_document, "ex01")
+    entry["certificates"].update(ca=ca_store, root=root_store)
+    entry["capi2_logging"] = True
+    fleet = load(clean_document)
+    host = fleet.hosts["ex01"]
+    chain = host.smtp_chain()
+    assert chain is not None and chain.status == status
+    with MailLab(fleet, retry_interval=0) as mail:
+        # EOP judges what was sent (never the root), against its own roots: the host's Root store does not matter.
+        assert mail.relay(host).code == relay_code
+    events = host.events.query(CAPI2_OPERATIONAL, provider=CAPI2_PROVIDER, event_id=EVENT_CHAIN_POLICY)
+    assert [event.data["Result.value"] for event in events] == ([] if status == "0" else [status])
 
 
 def test_the_clean_fleet_relays_and_presents_complete_chains(
