@@ -17,7 +17,9 @@ holds, the next retry delivers. A's DC is the KDC it gets the ticket from, so SP
 The lab models no failover to another KDC: a DC that answers the locator but drops Kerberos is the case to find.
 
 The lab's clocks neither drift nor synchronise by themselves: a host's clock changes only through :func:`resync`,
-which a twin calls for ``w32tm /resync``.
+which a twin calls for ``w32tm /resync``. Time sources and resyncs follow the configuration W32Time has in use
+(HostState.w32time), not the registry: a registry change takes effect with ``w32tm /config /update`` or a restart
+of the service (HostState.w32time_config_update, HostState.restart_service), and Group Policy values win.
 """
 
 from __future__ import annotations
@@ -317,7 +319,7 @@ class TimeSource:
 
 
 def time_source(fleet: Fleet, host: HostState) -> TimeSource:
-    """Where W32Time on ``host`` takes its time from, following its Type as Windows does."""
+    """Where W32Time on ``host`` takes its time from, following the Type it has in use as Windows does."""
     service = host.service("W32Time")
     if service is not None and not service.running:
         return TimeSource(None, "none", reason="service_stopped")
@@ -369,7 +371,8 @@ class Resync:
 
 
 def resync(fleet: Fleet, host: HostState) -> Resync:
-    """``w32tm /resync``: take the source's time unless the step exceeds Max{Pos,Neg}PhaseCorrection."""
+    """``w32tm /resync``: take the source's time unless the step exceeds Max{Pos,Neg}PhaseCorrection in use
+    (0xFFFFFFFF, the default of domain members, means no limit)."""
     source = time_source(fleet, host)
     before = host.clock_offset
     if source.offset is None:

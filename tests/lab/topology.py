@@ -230,6 +230,10 @@ def _host(fleet: Fleet, host: HostState, entry: dict[str, t.Any], index: int) ->
             str(name), str(spec.get("status", "Running")), str(spec.get("start_type", "Automatic"))
         )
     host.services = services
+    # As after boot: a running W32Time works with what the registry (and Group Policy in it) holds.
+    w32time_service = host.service("W32Time")
+    if w32time_service is None or w32time_service.running:
+        host.w32time_in_use = host.w32time_configured()
 
     firewall_doc = _keys(f"{host.name}.firewall", entry.get("firewall") or {}, {"enabled", "inbound"})
     if (rich and host.is_dc) or firewall_doc:

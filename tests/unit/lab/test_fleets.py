@@ -113,7 +113,9 @@ def fix_contoso(fleet: Fleet) -> None:
         Type=("String", "NTP"), NtpServer=("String", "time.lab.example,0x8")
     )
     hosts["ex03"].registry[W32TIME_PARAMETERS.upper()]["Type"] = ("String", "NT5DS")
-    hosts["dc02"].services["W32Time"].status = "Running"
+    # Registry values take effect only once the service re-reads them, as on Windows.
+    assert (hosts["dc01"].w32time_config_update(), hosts["ex03"].w32time_config_update()) == (0, 0)
+    hosts["dc02"].start_service("W32Time")
     assert all(result.ok for result in model.resync_all(fleet).values())
     # Step 2: forced sync.
     assert all(result.ok for result in fleet.directory.replicate(force=True))
