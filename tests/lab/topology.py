@@ -426,8 +426,13 @@ def _directory(fleet: Fleet, document: dict[str, t.Any], entries: dict[str, dict
             )
     for write in (document.get("directory") or {}).get("pending", []):
         write = _keys("directory.pending", write, {"dc", "account", "add", "remove"})
+        # Pending writes may plant duplicates (made before 2012 R2 or on two DCs before replication): unchecked.
         directory.write(
-            str(write["dc"]), str(write["account"]), add=write.get("add", []), remove=write.get("remove", [])
+            str(write["dc"]),
+            str(write["account"]),
+            add=write.get("add", []),
+            remove=write.get("remove", []),
+            check_uniqueness=False,
         )
 
 
