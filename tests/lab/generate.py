@@ -107,7 +107,8 @@ def _break(document: dict[str, t.Any], name: str, cause: str) -> None:
     elif cause == "spn_missing":
         entry["computer_account"] = {"spns_absent": [f"SMTPSVC/{fqdn}"]}
     elif cause == "spn_duplicate":
-        document["accounts"].append({"name": f"svc-{name}", "kind": "user", "spns": [f"SMTP/{fqdn}"]})
+        # SMTPSVC/<FQDN>: the only one of the four SPNs whose duplicate breaks Exchange authentication.
+        document["accounts"].append({"name": f"svc-{name}", "kind": "user", "spns": [f"SMTPSVC/{fqdn}"]})
     elif cause == "kerberos_port_blocked":
         # The DC it would use is the first of its site; block UDP 88 on the network path to every DC.
         document["network"]["blocked"].append({"from": name, "to": "*", "protocol": "UDP", "port": 88})

@@ -366,9 +366,15 @@ def default_spns(host: HostState, forest: str) -> list[str]:
 
 
 def smtp_spns(host: HostState) -> list[str]:
-    """The SPNs KB 979174 step 3 lists for an Exchange server: SMTP and SMTPSVC, short name and FQDN."""
+    """The SPNs KB 979174 step 3 lists for an Exchange server: SMTP and SMTPSVC, short name and FQDN (what the spn
+    module audits; only :func:`exchange_auth_spn` decides whether Exchange authentication works)."""
     short, fqdn = host.name.upper(), host.fqdn
-    return [f"SMTP/{short}", f"SMTP/{fqdn}", f"SMTPSVC/{short}", f"SMTPSVC/{fqdn}"]
+    return [f"SMTP/{short}", f"SMTP/{fqdn}", f"SMTPSVC/{short}", exchange_auth_spn(host)]
+
+
+def exchange_auth_spn(host: HostState) -> str:
+    """The SPN other Exchange servers ask the KDC for when they authenticate to ``host`` (Exchange authentication)."""
+    return f"SMTPSVC/{host.fqdn}"
 
 
 def _directory(fleet: Fleet, document: dict[str, t.Any], entries: dict[str, dict[str, t.Any]]) -> None:

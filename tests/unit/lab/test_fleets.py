@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.lab import model
+from tests.lab import model, topology
 from tests.lab.exchange import EOP
 from tests.lab.fleet import Fleet, fleet_from_document, load_fleet
 from tests.lab.generate import generate_fleet, main
 from tests.lab.smtp import EVENT_CHAIN_POLICY, MailLab
-from tests.lab.windows import CAPI2_OPERATIONAL, W32TIME_PARAMETERS
+from tests.lab.windows import CAPI2_OPERATIONAL, SYSTEM, W32TIME_PARAMETERS
 from tests.unit.lab.conftest import fleet_document, host_entry
 
 Document = dict[str, t.Any]
@@ -77,6 +77,13 @@ def test_contoso_has_every_cause_of_both_articles() -> None:
     }
     assert not fleet.reachable("ex01", "dc03", "TCP", 88).ok
     assert fleet.reachable("ex01", "dc03", "UDP", 464).blocked_by == "firewall"
+    # Step 3 beyond the causes: ex03 lacks SMTP/EX03 too (hygiene), and its SMTPSVC SPN is on a wrong account.
+    ex03 = fleet.hosts["ex03"]
+    assert set(topology.smtp_spns(ex03)) - set(fleet.directory.spns("dc03", "EX03$")) == {
+        "SMTP/EX03",
+        "SMTPSVC/ex03.contoso.example",
+    }
+    assert fleet.directory.owners("dc03", "SMTPSVC/ex03.contoso.example") == ["svc-ex03-relay"]
     # KB 3212877: ex01 (CAPI2 logging on) and ex03 send incomplete chains, ex02 a complete one.
     trusted = {}
     for host in fleet.exchange_servers():
@@ -103,6 +110,20 @@ def test_contoso_has_every_cause_of_both_articles() -> None:
     }
     assert fleet.hosts["ex01"].events.query(CAPI2_OPERATIONAL, event_id=EVENT_CHAIN_POLICY)
     assert not fleet.hosts["ex03"].events.query(CAPI2_OPERATIONAL)
+    # Kerberos, without any LogLevel: the KDCs of ex01's senders (dc02, dc03) log its duplicate SPN (event 11), the
+    # senders to ex03 get KRB_AP_ERR_MODIFIED from it (event 4).
+    kerberos = {
+        name: sorted({(event.provider, event.event_id) for event in host.events.query(SYSTEM)})
+        for name, host in fleet.hosts.items()
+    }
+    assert kerberos == {
+        "dc01": [],
+        "dc02": [(model.KDC_PROVIDER, model.EVENT_KDC_DUPLICATE_NAME)],
+        "dc03": [(model.KDC_PROVIDER, model.EVENT_KDC_DUPLICATE_NAME)],
+        "ex01": [(model.KERBEROS_PROVIDER, model.EVENT_KRB_AP_ERR_MODIFIED)],
+        "ex02": [(model.KERBEROS_PROVIDER, model.EVENT_KRB_AP_ERR_MODIFIED)],
+        "ex03": [],
+    }
 
 
 def fix_contoso(fleet: Fleet) -> None:
@@ -119,9 +140,11 @@ def fix_contoso(fleet: Fleet) -> None:
     assert all(result.ok for result in model.resync_all(fleet).values())
     # Step 2: forced sync.
     assert all(result.ok for result in fleet.directory.replicate(force=True))
-    # Step 3: register the missing SPN, remove the duplicate.
-    fleet.directory.write("dc03", "EX03$", add=["SMTP/EX03"])
+    # Step 3: remove the duplicate; move ex03's SPN off the wrong account (the DC refuses it while another account
+    # holds it, so the removal comes first); register the hygiene SPN.
     fleet.directory.write("dc01", "svc-mailrelay", remove=["SMTPSVC/ex01.contoso.example"])
+    fleet.directory.write("dc03", "svc-ex03-relay", remove=["SMTPSVC/ex03.contoso.example"])
+    fleet.directory.write("dc03", "EX03$", add=["SMTPSVC/ex03.contoso.example", "SMTP/EX03"])
     # Step 4: the DC's inbound rules (the network block is reported, never changed).
     for dc, rule in (
         ("dc02", "KerberosKeyDistributionCenter-UDP-In"),
