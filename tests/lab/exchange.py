@@ -6,6 +6,36 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
+# The two [Flags] enums of a receive connector, names in value order (as Get-ReceiveConnector prints them and as
+# PowerShell lists them when it refuses a name).
+AUTH_MECHANISMS = (
+    "None",
+    "Tls",
+    "Integrated",
+    "BasicAuth",
+    "BasicAuthRequireTLS",
+    "ExchangeServer",
+    "ExternalAuthoritative",
+)
+PERMISSION_GROUPS = (
+    "None",
+    "AnonymousUsers",
+    "ExchangeUsers",
+    "ExchangeServers",
+    "ExchangeLegacyServers",
+    "Partners",
+    "Custom",
+)
+AUTH_MECHANISMS_TYPE = "Microsoft.Exchange.Data.Directory.SystemConfiguration.AuthMechanisms"
+PERMISSION_GROUPS_TYPE = "Microsoft.Exchange.Data.Directory.SystemConfiguration.PermissionGroups"
+# A value PowerShell cannot convert to the parameter's enum fails parameter binding, before the cmdlet runs.
+PARAMETER_TRANSFORMATION_ERROR = "System.Management.Automation.ParameterBindingArgumentTransformationException"
+# Set-ReceiveConnector validates the connector it would save. Exchange's own wording of these refusals could not be
+# found; the rules are Microsoft's documented ones (Set-ReceiveConnector -AuthMechanism) and the brief's, the type
+# is the exception Exchange raises for an object that fails validation, and the messages are ours. Nothing may
+# match on them: a module reports the error, it does not parse it.
+CONNECTOR_VALIDATION_ERROR = "Microsoft.Exchange.Data.DataValidationException"
+
 # What Exchange 2013+ setup gives both default connectors of a Mailbox server.
 DEFAULT_AUTH_MECHANISM = ("Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer")
 HUB_PERMISSION_GROUPS = ("ExchangeUsers", "ExchangeServers", "ExchangeLegacyServers")
@@ -48,6 +78,82 @@ class ReceiveConnector:
             "permission_groups": list(self.permission_groups),
             "enabled": self.enabled,
         }
+
+
+def set_receive_connector(
+    connector: ReceiveConnector,
+    *,
+    auth_mechanism: t.Iterable[str] | str | None = None,
+    permission_groups: t.Iterable[str] | str | None = None,
+) -> bool:
+    """Set-ReceiveConnector -AuthMechanism / -PermissionGroups, as the receive_connector_auth twin calls it.
+
+    Each given value replaces the property (as the cmdlet does; there is no add). Raises HostException, and
+    changes nothing, for an unknown name or a result Exchange refuses; returns whether anything changed.
+    """
+    auth = connector.auth_mechanism if auth_mechanism is None else flag_names(auth_mechanism, "AuthMechanism")
+    groups = (
+        connector.permission_groups if permission_groups is None else flag_names(permission_groups, "PermissionGroups")
+    )
+    validate_receive_connector(auth, groups)
+    changed = (auth, groups) != (connector.auth_mechanism, connector.permission_groups)
+    connector.auth_mechanism, connector.permission_groups = list(auth), list(groups)
+    return changed
+
+
+def flag_names(value: t.Iterable[str] | str, parameter: str) -> list[str]:
+    """The canonical names of a [Flags] enum value given as names (a list, or one comma-separated string),
+    converted as PowerShell converts them: case-insensitively, None dropped beside other flags, in value order."""
+    names, enum_type = {
+        "AuthMechanism": (AUTH_MECHANISMS, AUTH_MECHANISMS_TYPE),
+        "PermissionGroups": (PERMISSION_GROUPS, PERMISSION_GROUPS_TYPE),
+    }[parameter]
+    items = value.split(",") if isinstance(value, str) else list(value)
+    by_lower = {name.lower(): name for name in names}
+    wanted: set[str] = set()
+    for item in items:
+        name = by_lower.get(str(item).strip().lower())
+        if name is None:
+            # Windows PowerShell's wording, which lists the enumerator names after a line break.
+            _refuse(
+                PARAMETER_TRANSFORMATION_ERROR,
+                f"Cannot process argument transformation on parameter '{parameter}'. Cannot convert value "
+                f'"{str(item).strip()}" to type "{enum_type}". Error: "Unable to match the identifier name '
+                f"{str(item).strip()} to a valid enumerator name. Specify one of the following enumerator names and "
+                f'try again:\r\n{", ".join(names)}"',
+            )
+        wanted.add(name)
+    flags = [name for name in names[1:] if name in wanted]
+    return flags or ["None"]
+
+
+def validate_receive_connector(auth_mechanism: t.Sequence[str], permission_groups: t.Sequence[str]) -> None:
+    """Raise HostException when Exchange would refuse to save a connector with these (canonical) values."""
+    auth, groups = set(auth_mechanism), set(permission_groups)
+    problem = None
+    if "ExchangeServer" in auth and "Tls" not in auth:
+        problem = "The ExchangeServer authentication mechanism requires the Tls authentication mechanism."
+    elif "BasicAuthRequireTLS" in auth and not {"BasicAuth", "Tls"} <= auth:
+        problem = (
+            "The BasicAuthRequireTLS authentication mechanism requires the BasicAuth and Tls authentication mechanisms."
+        )
+    elif "ExternalAuthoritative" in auth and auth - {"ExternalAuthoritative", "Tls"}:
+        problem = "The ExternalAuthoritative authentication mechanism can only be combined with Tls."
+    elif "ExternalAuthoritative" in auth and "ExchangeServers" not in groups:
+        problem = "The ExternalAuthoritative authentication mechanism requires the ExchangeServers permission group."
+    elif "ExchangeServers" in groups and not auth & {"ExchangeServer", "ExternalAuthoritative"}:
+        problem = (
+            "The ExchangeServers permission group requires the ExchangeServer or ExternalAuthoritative "
+            "authentication mechanism."
+        )
+    if problem is not None:
+        _refuse(CONNECTOR_VALIDATION_ERROR, problem)
+
+
+def _refuse(error_type: str, message: str) -> t.NoReturn:
+    from tests.lab.fleet import HostException  # imported here: fleet.py imports this module
+
+    raise HostException(error_type, message)
 
 
 def internal_connector_name(server: str) -> str:

@@ -35,7 +35,14 @@ from dataclasses import dataclass, field
 
 from tests.lab.certs import Pki, generate_pki
 from tests.lab.directory import RPC_S_SERVER_UNAVAILABLE, Account, ReplicationLink
-from tests.lab.exchange import EOP, ExchangeState, Queue, ReceiveConnector, default_connectors
+from tests.lab.exchange import (
+    EOP,
+    ExchangeState,
+    Queue,
+    ReceiveConnector,
+    default_connectors,
+    set_receive_connector,
+)
 from tests.lab.windows import (
     LEVEL_ERROR,
     W32TIME_VALUES,
@@ -277,6 +284,8 @@ def _host(fleet: Fleet, host: HostState, entry: dict[str, t.Any], index: int) ->
 
 
 def _exchange(fleet: Fleet, host: HostState, document: dict[str, t.Any]) -> ExchangeState:
+    from tests.lab.fleet import HostException
+
     server = host.name.upper()
     state = ExchangeState(server=server, receive_connectors=default_connectors(server))
     host.exchange = state
@@ -305,10 +314,19 @@ def _exchange(fleet: Fleet, host: HostState, document: dict[str, t.Any]) -> Exch
                 permission_groups=[],
             )
             state.receive_connectors.append(connector)
-        for key in ("auth_mechanism", "permission_groups", "remote_ip_ranges", "bindings"):
+        for key in ("remote_ip_ranges", "bindings"):
             if key in connector_doc:
                 setattr(connector, key, [str(item) for item in connector_doc[key]])
         connector.enabled = bool(connector_doc.get("enabled", connector.enabled))
+        # A connector Exchange would refuse to save cannot exist on a server: planting one is a fleet error.
+        try:
+            set_receive_connector(
+                connector,
+                auth_mechanism=connector_doc.get("auth_mechanism", connector.auth_mechanism),
+                permission_groups=connector_doc.get("permission_groups", connector.permission_groups),
+            )
+        except HostException as exc:
+            raise ValueError(f"{host.name}.receive_connectors {connector.name!r}: {exc.message}") from exc
     return state
 
 

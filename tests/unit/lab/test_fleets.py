@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.lab import model, topology
-from tests.lab.exchange import EOP
+from tests.lab.exchange import EOP, set_receive_connector
 from tests.lab.fleet import Fleet, fleet_from_document, load_fleet
 from tests.lab.generate import generate_fleet, main
 from tests.lab.smtp import EVENT_CHAIN_POLICY, MailLab
@@ -56,9 +56,19 @@ def test_clean_has_nothing_to_fix() -> None:
 CONTOSO_PAIRS = {
     ("ex01", "ex02"): [model.CONNECTOR_PERMISSION_GROUPS],
     ("ex01", "ex03"): [model.CLOCK_SKEW, model.SPN_MISSING],
-    ("ex02", "ex01"): [model.SPN_DUPLICATE, model.KERBEROS_PORT_BLOCKED, model.CONNECTOR_AUTH_MECHANISM],
+    ("ex02", "ex01"): [
+        model.SPN_DUPLICATE,
+        model.KERBEROS_PORT_BLOCKED,
+        model.CONNECTOR_AUTH_MECHANISM,
+        model.CONNECTOR_PERMISSION_GROUPS,
+    ],
     ("ex02", "ex03"): [model.CLOCK_SKEW, model.SPN_MISSING, model.KERBEROS_PORT_BLOCKED],
-    ("ex03", "ex01"): [model.CLOCK_SKEW, model.SPN_DUPLICATE, model.CONNECTOR_AUTH_MECHANISM],
+    ("ex03", "ex01"): [
+        model.CLOCK_SKEW,
+        model.SPN_DUPLICATE,
+        model.CONNECTOR_AUTH_MECHANISM,
+        model.CONNECTOR_PERMISSION_GROUPS,
+    ],
     ("ex03", "ex02"): [model.CLOCK_SKEW, model.SPN_NOT_REPLICATED, model.CONNECTOR_PERMISSION_GROUPS],
 }
 
@@ -155,16 +165,18 @@ def fix_contoso(fleet: Fleet) -> None:
         found = firewall.rule(rule)
         assert found is not None
         found.enabled = True
-    # Step 6: Exchange authentication on the connectors that take internal mail.
-    for name, attribute, value in (
-        ("ex01", "auth_mechanism", "ExchangeServer"),
-        ("ex02", "permission_groups", "ExchangeServers"),
-    ):
+    # Step 6: Exchange authentication on the connectors that take internal mail, through Set-ReceiveConnector's
+    # validation: ex01 needs ExchangeServer before (here: with) ExchangeServers.
+    for name in ("ex01", "ex02"):
         exchange = hosts[name].exchange
         assert exchange is not None
         connector = exchange.connector(f"Default {name.upper()}")
         assert connector is not None
-        getattr(connector, attribute).append(value)
+        assert set_receive_connector(
+            connector,
+            auth_mechanism=[*connector.auth_mechanism, "ExchangeServer"],
+            permission_groups=[*connector.permission_groups, "ExchangeServers"],
+        )
     # 3212877 step 3: the intermediates into LocalMachine\CA.
     assert fleet.pki is not None
     for name in ("ex01", "ex03"):
@@ -232,6 +244,18 @@ def test_a_generated_fleet_of_hundreds_loads_and_retries_quickly() -> None:
         ),
         (lambda d: host_entry(d, "dc02").update(replication_partners=["ex01"]), "not another domain controller"),
         (lambda d: d["pki"].append({"name": "orphan", "issuer": "nobody"}), "unknown issuers"),
+        (
+            lambda d: host_entry(d, "ex01").update(
+                exchange={"receive_connectors": [{"name": "Default EX01", "auth_mechanism": ["Tls", "Integrated"]}]}
+            ),
+            r"ex01\.receive_connectors 'Default EX01': The ExchangeServers permission group requires",
+        ),
+        (
+            lambda d: host_entry(d, "ex01").update(
+                exchange={"receive_connectors": [{"name": "Relay", "auth_mechanism": ["Kerberos"]}]}
+            ),
+            r"Cannot convert value \"Kerberos\"",
+        ),
     ],
 )
 def test_the_schema_refuses_what_it_does_not_know(change: t.Callable[[Document], None], message: str) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.lab import model, topology
+from tests.lab.exchange import set_receive_connector
 from tests.lab.fleet import Fleet
 from tests.lab.windows import APPLICATION, SYSTEM
 from tests.unit.lab.conftest import host_entry
@@ -98,13 +99,15 @@ def _connector(**settings: list[str]) -> t.Callable[[Document], None]:
     return introduce
 
 
-def _add_to_connector(attribute: str, value: str) -> t.Callable[[Fleet], None]:
+def _set_connector(**settings: list[str]) -> t.Callable[[Fleet], None]:
+    """Set-ReceiveConnector on ex02's internal connector, with Exchange's validation."""
+
     def fix(fleet: Fleet) -> None:
         exchange = fleet.hosts["ex02"].exchange
         assert exchange is not None
         connector = exchange.connector("Default EX02")
         assert connector is not None
-        getattr(connector, attribute).append(value)
+        assert set_receive_connector(connector, **settings)
 
     return fix
 
@@ -117,15 +120,17 @@ CASES = [
     Case(model.SPN_DUPLICATE, _duplicate, _remove_duplicate),
     Case(model.KERBEROS_PORT_BLOCKED, _network_block, _unblock_network),
     Case(model.KERBEROS_PORT_BLOCKED, _firewall_rule, _enable_rule),
+    # Externally secured: the one valid connector that grants ExchangeServers without offering ExchangeServer. The fix
+    # must drop ExternalAuthoritative, which Exchange allows beside Tls only.
     Case(
         model.CONNECTOR_AUTH_MECHANISM,
-        _connector(auth_mechanism=["Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS"]),
-        _add_to_connector("auth_mechanism", "ExchangeServer"),
+        _connector(auth_mechanism=["Tls", "ExternalAuthoritative"], permission_groups=["ExchangeServers"]),
+        _set_connector(auth_mechanism=["Tls", "ExchangeServer"]),
     ),
     Case(
         model.CONNECTOR_PERMISSION_GROUPS,
         _connector(permission_groups=["ExchangeUsers", "ExchangeLegacyServers"]),
-        _add_to_connector("permission_groups", "ExchangeServers"),
+        _set_connector(permission_groups=["ExchangeUsers", "ExchangeServers", "ExchangeLegacyServers"]),
     ),
 ]
 IDS = [f"{case.cause}-{case.introduce.__name__.strip('_')}" for case in CASES]
