@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import typing as t
 from dataclasses import dataclass, field
 
@@ -267,6 +268,30 @@ def name_matches(pattern: str, certificate: x509.Certificate) -> bool:
         if name.startswith("*.") and wanted.split(".", 1)[-1] == name[2:] and "." in wanted:
             return True
     return False
+
+
+def windows_dn(name: x509.Name) -> str:
+    """A distinguished name as .NET's X500DistinguishedName.Name writes it (what Exchange shows and stores in
+    TlsCertificateName): most specific RDN first, separated by ", ", ST written S."""
+    return ", ".join(_windows_rdn(rdn.rfc4514_string()) for rdn in reversed(name.rdns))
+
+
+def _windows_rdn(rdn: str) -> str:
+    attribute, _, value = rdn.partition("=")
+    return f"{_WINDOWS_ATTRIBUTES.get(attribute, attribute)}={value}"
+
+
+_WINDOWS_ATTRIBUTES = {"ST": "S", "emailAddress": "E", "1.2.840.113549.1.9.1": "E"}
+
+
+def dn_equal(left: str, right: str) -> bool:
+    """Two distinguished names in Windows' string form name the same thing: RDN by RDN, case-insensitively, blanks
+    around the separators ignored (how far Exchange normalises beyond that is not modelled)."""
+
+    def parts(dn: str) -> list[str]:
+        return [part.strip().casefold() for part in re.split(r"(?<!\\)[,;]", dn) if part.strip()]
+
+    return parts(left) == parts(right)
 
 
 def _now() -> dt.datetime:

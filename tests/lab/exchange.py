@@ -1,10 +1,15 @@
-"""The Exchange side of an emulated Mailbox server: receive connectors and queues, as the Exchange cmdlets report
-them (Get-ReceiveConnector, Get-Queue). Values are Exchange's enum names, which are not localized."""
+"""The Exchange side of an emulated Mailbox server: receive and send connectors and queues, as the Exchange cmdlets
+report them (Get-ReceiveConnector, Get-SendConnector, Get-Queue). Values are Exchange's enum names, which are not
+localized."""
 
 from __future__ import annotations
 
 import typing as t
 from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from tests.lab.certs import dn_equal, windows_dn
 
 # The two [Flags] enums of a receive connector, names in value order (as Get-ReceiveConnector prints them and as
 # PowerShell lists them when it refuses a name).
@@ -42,6 +47,7 @@ HUB_PERMISSION_GROUPS = ("ExchangeUsers", "ExchangeServers", "ExchangeLegacyServ
 FRONTEND_PERMISSION_GROUPS = ("AnonymousUsers", "ExchangeServers", "ExchangeLegacyServers")
 
 EOP = "eop"  # the queue target that stands for Exchange Online Protection
+OFFICE365_SEND_CONNECTOR = "Outbound to Office 365"  # the name the Hybrid Configuration Wizard gives it
 
 
 @dataclass
@@ -156,6 +162,67 @@ def _refuse(error_type: str, message: str) -> t.NoReturn:
     raise HostException(error_type, message)
 
 
+@dataclass
+class SendConnector:
+    """A send connector as Get-SendConnector reports it, for the servers it is scoped to.
+
+    ``tls_certificate_name`` (``<I>issuer<S>subject``, Windows' DN strings) names the certificate the server
+    presents as its TLS client certificate through this connector: EOP attributes mail by that certificate, not by
+    whichever one is enabled for SMTP.
+    """
+
+    name: str
+    address_spaces: list[str]  # domains, "*" for all (Exchange's "SMTP:*;1" without type and cost)
+    smart_hosts: list[str]
+    tls_certificate_name: str | None = None
+    require_tls: bool = True
+    enabled: bool = True
+
+    def covers(self, domain: str) -> int:
+        """How specifically an address space covers ``domain``: 0 not at all, more is more specific."""
+        best = 0
+        for space in self.address_spaces:
+            space = space.lower()
+            if space == "*":
+                best = max(best, 1)
+            elif space.startswith("*.") and domain.lower().endswith(space[1:]):
+                best = max(best, len(space))
+            elif space == domain.lower():
+                best = max(best, len(space) + 1)
+        return best
+
+    def names(self, certificate: x509.Certificate) -> bool:
+        """Whether TlsCertificateName designates ``certificate`` (issuer and subject)."""
+        parsed = parse_tls_certificate_name(self.tls_certificate_name or "")
+        if parsed is None:
+            return False
+        issuer, subject = parsed
+        return dn_equal(issuer, windows_dn(certificate.issuer)) and dn_equal(subject, windows_dn(certificate.subject))
+
+    def snapshot(self) -> dict[str, t.Any]:
+        return {
+            "name": self.name,
+            "address_spaces": list(self.address_spaces),
+            "smart_hosts": list(self.smart_hosts),
+            "tls_certificate_name": self.tls_certificate_name,
+            "require_tls": self.require_tls,
+            "enabled": self.enabled,
+        }
+
+
+def tls_certificate_name(certificate: x509.Certificate) -> str:
+    """The TlsCertificateName value that designates ``certificate``, as Exchange's docs tell one to build it."""
+    return f"<I>{windows_dn(certificate.issuer)}<S>{windows_dn(certificate.subject)}"
+
+
+def parse_tls_certificate_name(value: str) -> tuple[str, str] | None:
+    """(issuer, subject) of a ``<I>issuer<S>subject`` value; None when it is not in that form."""
+    if not value.startswith("<I>") or "<S>" not in value:
+        return None
+    issuer, _, subject = value[len("<I>") :].partition("<S>")
+    return (issuer, subject) if issuer.strip() and subject.strip() else None
+
+
 def internal_connector_name(server: str) -> str:
     """The connector of the Transport service that takes mail from the other Exchange servers."""
     return f"Default {server}"
@@ -216,6 +283,7 @@ class ExchangeState:
 
     server: str  # the Exchange server name (upper-case NetBIOS name, as in "Default EX01")
     receive_connectors: list[ReceiveConnector] = field(default_factory=list)
+    send_connectors: list[SendConnector] = field(default_factory=list)  # those this server is a source of
     queues: list[Queue] = field(default_factory=list)
     received: int = 0  # messages this server accepted from other Exchange servers
     relayed: int = 0  # messages EOP accepted from this server
@@ -224,6 +292,15 @@ class ExchangeState:
 
     def connector(self, name: str) -> ReceiveConnector | None:
         return next((item for item in self.receive_connectors if item.name.lower() == name.lower()), None)
+
+    def send_connector(self, name: str) -> SendConnector | None:
+        return next((item for item in self.send_connectors if item.name.lower() == name.lower()), None)
+
+    def route(self, domain: str) -> SendConnector | None:
+        """The enabled send connector mail for ``domain`` leaves through: the most specific address space wins."""
+        candidates = [(item.covers(domain), item) for item in self.send_connectors if item.enabled]
+        best = max((score for score, _ in candidates), default=0)
+        return next((item for score, item in candidates if score and score == best), None)
 
     def queue_to(self, target: str) -> Queue | None:
         return next((queue for queue in self.queues if queue.target == target), None)
@@ -247,6 +324,7 @@ class ExchangeState:
         return {
             "server": self.server,
             "receive_connectors": [item.snapshot() for item in self.receive_connectors],
+            "send_connectors": [item.snapshot() for item in self.send_connectors],
             "queues": [queue.snapshot() for queue in self.queues],
             "received": self.received,
             "relayed": self.relayed,

@@ -15,7 +15,7 @@ from cryptography import x509
 from tests.lab import topology
 from tests.lab.certs import Chain, Pki, PrivateKey, thumbprint
 from tests.lab.directory import Directory
-from tests.lab.exchange import ExchangeState
+from tests.lab.exchange import ExchangeState, SendConnector
 from tests.lab.generate import generate_fleet
 from tests.lab.topology import EopSettings, Forest, Network, Reachability, Settings
 from tests.lab.windows import (
@@ -246,6 +246,19 @@ class HostState:
 
     def smtp_certificate(self) -> StoredCertificate | None:
         return self.certificates.smtp()
+
+    def send_connector_certificate(self, connector: SendConnector | None) -> StoredCertificate | None:
+        """The TLS client certificate the host presents through ``connector``: one in LocalMachine\\My that its
+        TlsCertificateName designates, with its private key (the latest to expire when several do); None when
+        none does, and the host then presents no certificate at all."""
+        if connector is None:
+            return None
+        matches = [
+            entry
+            for entry in self.certificates.entries("My")
+            if entry.private_key is not None and connector.names(entry.certificate)
+        ]
+        return max(matches, key=lambda entry: entry.certificate.not_valid_after_utc, default=None)
 
     def smtp_chain(self) -> Chain | None:
         """The chain this host builds for its SMTP certificate, hence what it sends in a TLS handshake."""

@@ -1,7 +1,9 @@
 """KB 3212877 on the wire: each Exchange host serves SMTP with STARTTLS, and an EOP stand-in judges relays.
 
 Direction, as in the article: the on-premises Exchange server connects to Exchange Online Protection and, in the
-STARTTLS handshake, presents its SMTP certificate as the TLS *client* certificate; EOP's certificate-based inbound
+STARTTLS handshake, presents as its TLS *client* certificate the one its send connector's TlsCertificateName
+designates (none at all when no certificate in LocalMachine\\My matches with its private key, or no send
+connector routes the mail), not whichever is enabled for SMTP; EOP's certificate-based inbound
 connector (TlsSenderCertificateName) attributes the connection to the tenant only if that chain validates to a root
 it trusts. Unattributed relaying is refused at RCPT with ``550 5.7.64 TenantAttribution; Relay Access Denied``.
 
@@ -318,10 +320,19 @@ class Credentials:
         self.cache: dict[tuple[str, bool, tuple[str, ...]], ssl.SSLContext] = {}
         self.lock = threading.Lock()
 
-    def context(self, fleet: Fleet, host: HostState, *, server_side: bool) -> tuple[ssl.SSLContext, Chain | None]:
+    def context(
+        self, fleet: Fleet, host: HostState, *, server_side: bool, recipient_domain: str = ""
+    ) -> tuple[ssl.SSLContext, Chain | None]:
+        """The context for ``host``'s side of a handshake. As a server it presents its SMTP certificate; as a client
+        (relaying mail for ``recipient_domain``) the one its send connector's TlsCertificateName designates, or none
+        when no certificate in LocalMachine\\My matches with its private key."""
         with fleet.lock:
-            entry = host.smtp_certificate()
-            chain = host.smtp_chain()
+            if server_side:
+                entry = host.smtp_certificate()
+            else:
+                connector = host.exchange.route(recipient_domain) if host.exchange is not None else None
+                entry = host.send_connector_certificate(connector)
+            chain = host.certificates.chain(entry) if entry is not None else None
             if chain is not None and not chain.trusted:
                 # Schannel validates its own credential's chain each time it uses it; CAPI2 logs the failure.
                 log_chain_failure(host, chain)
@@ -427,8 +438,13 @@ class EopSession(Session):
         # Python 3.13 makes this public as SSLSocket.get_unverified_chain(); 3.11 has it on the SSL object.
         chain_of = getattr(self.socket, "get_unverified_chain", None) or getattr(sslobj, "get_unverified_chain", None)
         raw = chain_of() if chain_of is not None else None
-        # _ssl.Certificate.public_bytes() gives PEM by default (the DER constant is private in 3.11).
-        presented = [x509.load_pem_x509_certificate(item.public_bytes().encode("ascii")) for item in raw or []]
+        # _ssl.Certificate.public_bytes() gives PEM by default (the DER constant is private in 3.11). A client that
+        # presented no certificate comes back as [None] from 3.11's server side, not as an empty chain.
+        presented = [
+            x509.load_pem_x509_certificate(item.public_bytes().encode("ascii"))
+            for item in raw or []
+            if item is not None
+        ]
         self.record.presented = [thumbprint(item) for item in presented]
         verification = verify_presented(presented, self.eop.trusted_roots)
         if not verification.ok:
@@ -576,7 +592,9 @@ class MailLab:
         """Relay one message from ``host`` through EOP over real SMTP and TLS, presenting ``host``'s chain."""
         if self.eop is None:
             raise RuntimeError("the fleet has no eop section")
-        context = self.credentials.context(self.fleet, host, server_side=False)[0]
+        context = self.credentials.context(
+            self.fleet, host, server_side=False, recipient_domain=recipient.rpartition("@")[2]
+        )[0]
         sender = f"postmaster@{self.fleet.eop.tenant_domain}" if self.fleet.eop else "postmaster@lab.invalid"
         try:
             with smtplib.SMTP(LOOPBACK, self.eop.port, local_hostname=host.fqdn, timeout=SOCKET_TIMEOUT) as client:

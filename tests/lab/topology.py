@@ -21,7 +21,9 @@ Fleet file, in brief (``contoso.yml`` uses every key)::
         computer_account: {spns: [..] | spns_absent: [..], extra_spns: [..]}
         replication_partners: [dc02 | {source, last_result, consecutive_failures, last_success_age, persistent}]
         firewall: {enabled, inbound: [{name, protocol, port, enabled, action}]}   # merged over a DC's defaults
-        exchange: {receive_connectors: [{name, auth_mechanism, permission_groups, ...}], queues: [{to, messages}]}
+        exchange: {receive_connectors: [{name, auth_mechanism, permission_groups, ...}], queues: [{to, messages}],
+                   send_connectors: [{name, address_spaces, smart_hosts, tls_certificate_name, require_tls,
+                                      enabled}]}   # merged over the default "Outbound to Office 365" (with eop)
         certificates: {smtp: {issuer, subject, dns} | null, ca: [authority..], root: [authority..]}
         capi2_logging: true|false
         events: [{log, provider, id, level, category, data, age_seconds}]
@@ -37,11 +39,14 @@ from tests.lab.certs import Pki, generate_pki
 from tests.lab.directory import RPC_S_SERVER_UNAVAILABLE, Account, ReplicationLink
 from tests.lab.exchange import (
     EOP,
+    OFFICE365_SEND_CONNECTOR,
     ExchangeState,
     Queue,
     ReceiveConnector,
+    SendConnector,
     default_connectors,
     set_receive_connector,
+    tls_certificate_name,
 )
 from tests.lab.windows import (
     LEVEL_ERROR,
@@ -189,6 +194,9 @@ def apply(fleet: Fleet, document: dict[str, t.Any]) -> None:
         )
         for root in fleet.eop.trusted_roots:
             _authority(fleet.pki, root, "eop.trusted_roots")
+    # Send connectors once EOP is known: the default one points at its MX and names each host's SMTP certificate.
+    for name, entry in entries.items():
+        _send_connectors(fleet, fleet.hosts[name], (entry.get("exchange") or {}).get("send_connectors", []))
     # Queues last: they name other hosts and EOP, which must all exist by now.
     for name, entry in entries.items():
         for queue_doc in (entry.get("exchange") or {}).get("queues", []):
@@ -262,7 +270,9 @@ def _host(fleet: Fleet, host: HostState, entry: dict[str, t.Any], index: int) ->
             rule.display_name = str(rule_doc.get("display_name", rule.display_name))
         host.firewall = firewall
 
-    exchange_doc = _keys(f"{host.name}.exchange", entry.get("exchange") or {}, {"receive_connectors", "queues"})
+    exchange_doc = _keys(
+        f"{host.name}.exchange", entry.get("exchange") or {}, {"receive_connectors", "send_connectors", "queues"}
+    )
     if (rich and host.is_exchange) or exchange_doc:
         host.exchange = _exchange(fleet, host, exchange_doc)
 
@@ -328,6 +338,40 @@ def _exchange(fleet: Fleet, host: HostState, document: dict[str, t.Any]) -> Exch
         except HostException as exc:
             raise ValueError(f"{host.name}.receive_connectors {connector.name!r}: {exc.message}") from exc
     return state
+
+
+def _send_connectors(fleet: Fleet, host: HostState, documents: list[dict[str, t.Any]]) -> None:
+    state = host.exchange
+    if state is None:
+        return
+    if fleet.eop is not None:
+        smtp = host.smtp_certificate()
+        state.send_connectors.append(
+            SendConnector(
+                name=OFFICE365_SEND_CONNECTOR,
+                address_spaces=["*"],
+                smart_hosts=[fleet.eop.mx],
+                tls_certificate_name=tls_certificate_name(smtp.certificate) if smtp is not None else None,
+            )
+        )
+    for document in documents:
+        document = _keys(
+            f"{host.name}.send_connectors",
+            document,
+            {"name", "address_spaces", "smart_hosts", "tls_certificate_name", "require_tls", "enabled"},
+        )
+        connector = state.send_connector(str(document["name"]))
+        if connector is None:
+            connector = SendConnector(name=str(document["name"]), address_spaces=["*"], smart_hosts=[])
+            state.send_connectors.append(connector)
+        for key in ("address_spaces", "smart_hosts"):
+            if key in document:
+                setattr(connector, key, [str(item) for item in document[key]])
+        if "tls_certificate_name" in document:
+            value = document["tls_certificate_name"]
+            connector.tls_certificate_name = None if value is None else str(value)
+        connector.require_tls = bool(document.get("require_tls", connector.require_tls))
+        connector.enabled = bool(document.get("enabled", connector.enabled))
 
 
 def submit(fleet: Fleet, host: HostState, target: str, count: int) -> Queue:
