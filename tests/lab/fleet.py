@@ -190,7 +190,7 @@ class HostState:
                 return None
             if policy is not None:
                 from_policy.add(setting)
-            # A DWORD is 32 unsigned bits however it was written (-1 and 0xFFFFFFFF are the same value).
+            # A DWORD is 32 unsigned bits: a value stored as a signed Int32 (-1) means the same (0xFFFFFFFF).
             values[setting] = int(data) & 0xFFFFFFFF if kind == "DWord" else str(data)
         return W32TimeConfig(**values, from_policy=frozenset(from_policy))
 

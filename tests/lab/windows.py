@@ -256,8 +256,8 @@ def w32time_policy_key(key: str) -> str:
     return W32TIME_POLICY_ROOT + key[len(W32TIME_ROOT) :]
 
 
-# No limit on how far W32Time may step the clock. Stored as the DWORD 0xFFFFFFFF; .NET's RegistryKey.GetValue hands
-# a DWORD back as a signed Int32, so a script reads it as -1, and a fleet file may write either.
+# No limit on how far W32Time may step the clock. The registry holds the DWORD 0xFFFFFFFF (4294967295); .NET's
+# RegistryKey.GetValue hands a DWORD back as a signed Int32, so a script reads it as -1.
 PHASE_CORRECTION_UNLIMITED = 0xFFFFFFFF
 # What Windows Server 2016-2022 sets for a domain controller (48 hours); domain members get no limit at all, and
 # stand-alone servers 54000 (15 hours, not modelled: every lab host is domain-joined).
