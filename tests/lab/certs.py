@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import typing as t
 from dataclasses import dataclass, field
 
@@ -30,7 +31,11 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 PrivateKey = ec.EllipticCurvePrivateKey
 
 # CertVerifyCertificateChainPolicy results, as CAPI2 logs them (hex without 0x, like the article's event 30).
+# The two differ in what an administrator must import: CERT_E_CHAINING means an issuer is nowhere in the host's
+# stores (an intermediate for LocalMachine\CA), CERT_E_UNTRUSTEDROOT that the chain is complete but its root is not
+# in LocalMachine\Root.
 CERT_E_UNTRUSTEDROOT = "800B0109"
+CERT_E_CHAINING = "800B010A"
 CERT_OK = "0"
 
 ORGANIZATION = "Mailflow Lab Test PKI"
@@ -181,7 +186,7 @@ class Chain:
 
     certificates: tuple[x509.Certificate, ...]  # leaf first; ends with the root when one was found
     trusted: bool  # ends in a self-signed certificate of the host's Root store
-    status: str  # CERT_OK or the policy error CAPI2 logs (the article's 800B0109)
+    status: str  # CERT_OK, CERT_E_CHAINING (an issuer missing) or CERT_E_UNTRUSTEDROOT (complete, root not trusted)
 
     @property
     def sent(self) -> tuple[x509.Certificate, ...]:
@@ -208,8 +213,10 @@ def build_chain(
             break
         chain.append(issuer)
         current = issuer
-    trusted = is_self_signed(chain[-1]) and any(chain[-1] == root for root in root_list)
-    return Chain(certificates=tuple(chain), trusted=trusted, status=CERT_OK if trusted else CERT_E_UNTRUSTEDROOT)
+    complete = is_self_signed(chain[-1])
+    trusted = complete and any(chain[-1] == root for root in root_list)
+    status = CERT_OK if trusted else CERT_E_UNTRUSTEDROOT if complete else CERT_E_CHAINING
+    return Chain(certificates=tuple(chain), trusted=trusted, status=status)
 
 
 @dataclass(frozen=True)
@@ -261,6 +268,30 @@ def name_matches(pattern: str, certificate: x509.Certificate) -> bool:
         if name.startswith("*.") and wanted.split(".", 1)[-1] == name[2:] and "." in wanted:
             return True
     return False
+
+
+def windows_dn(name: x509.Name) -> str:
+    """A distinguished name as .NET's X500DistinguishedName.Name writes it (what Exchange shows and stores in
+    TlsCertificateName): most specific RDN first, separated by ", ", ST written S."""
+    return ", ".join(_windows_rdn(rdn.rfc4514_string()) for rdn in reversed(name.rdns))
+
+
+def _windows_rdn(rdn: str) -> str:
+    attribute, _, value = rdn.partition("=")
+    return f"{_WINDOWS_ATTRIBUTES.get(attribute, attribute)}={value}"
+
+
+_WINDOWS_ATTRIBUTES = {"ST": "S", "emailAddress": "E", "1.2.840.113549.1.9.1": "E"}
+
+
+def dn_equal(left: str, right: str) -> bool:
+    """Two distinguished names in Windows' string form name the same thing: RDN by RDN, case-insensitively, blanks
+    around the separators ignored (how far Exchange normalises beyond that is not modelled)."""
+
+    def parts(dn: str) -> list[str]:
+        return [part.strip().casefold() for part in re.split(r"(?<!\\)[,;]", dn) if part.strip()]
+
+    return parts(left) == parts(right)
 
 
 def _now() -> dt.datetime:

@@ -8,6 +8,10 @@ a network or DNS failure that a sync cannot fix).
 
 One domain per forest: SPN uniqueness is forest-wide, and with one domain every DC's replica is what the KDC and the
 global catalog search. SPNs compare case-insensitively, as AD compares them.
+
+Since Windows Server 2012 R2 a DC refuses an originating write that adds an SPN another account already holds
+(:class:`SpnNotUniqueError`). Duplicates still arise, and a fleet file may plant them: accounts made before 2012 R2,
+or the same SPN written on two DCs before either change replicated; each DC checks only what its replica holds.
 """
 
 from __future__ import annotations
@@ -18,6 +22,27 @@ from dataclasses import dataclass, field
 
 # Win32 errors repadmin reports for a failing link; the lab uses them as numbers, never as text.
 RPC_S_SERVER_UNAVAILABLE = 1722
+# winerror.h: ERROR_DS_SPN_VALUE_NOT_UNIQUE_IN_FOREST is 8647 (0x21C7, the code in "000021C7: AtrErr ... Att 90303
+# (servicePrincipalName)" that ldap_modify reports). Microsoft's "SPN and UPN uniqueness" page says "8467 or 8468":
+# transpositions of 8647 and of its UPN twin, ERROR_DS_UPN_VALUE_NOT_UNIQUE_IN_FOREST (8648).
+ERROR_DS_SPN_VALUE_NOT_UNIQUE_IN_FOREST = 8647
+SPN_NOT_UNIQUE_TEXT = (
+    "The operation failed because SPN value provided for addition/modification is not unique forest-wide."
+)
+
+
+class SpnNotUniqueError(Exception):
+    """A DC refused an originating write: ``spn`` is already held by ``owner`` in its replica."""
+
+    win32_error = ERROR_DS_SPN_VALUE_NOT_UNIQUE_IN_FOREST
+    message = SPN_NOT_UNIQUE_TEXT  # what FormatMessage gives for the error on an English host
+
+    def __init__(self, *, dc: str, account: str, spn: str, owner: str) -> None:
+        super().__init__(f"{SPN_NOT_UNIQUE_TEXT} {spn} is held by {owner}; the write to {account} on {dc} was refused.")
+        self.dc = dc
+        self.account = account
+        self.spn = spn
+        self.owner = owner
 
 
 @dataclass
@@ -166,9 +191,19 @@ class Directory:
 
     # --- writes -------------------------------------------------------------------------------------------------
     def write(
-        self, dc: str, sam: str, *, add: t.Iterable[str] = (), remove: t.Iterable[str] = ()
+        self,
+        dc: str,
+        sam: str,
+        *,
+        add: t.Iterable[str] = (),
+        remove: t.Iterable[str] = (),
+        check_uniqueness: bool = True,
     ) -> DirectoryChange | None:
-        """An originating write on ``dc``; None when it changes nothing there (as an idempotent setspn)."""
+        """An originating write on ``dc``; None when it changes nothing there (as an idempotent setspn).
+
+        Raises SpnNotUniqueError, and changes nothing, when an added SPN is held by another account in ``dc``'s
+        replica. Only a fleet's loader passes ``check_uniqueness=False``, to plant writes made before 2012 R2.
+        """
         self._require_dc(dc)
         current = {spn.lower() for spn in self.spns(dc, sam)}
         to_add = tuple(dict.fromkeys(spn for spn in add if spn.lower() not in current))
@@ -177,6 +212,12 @@ class Directory:
             return None
         if self.account(sam) is None:
             raise KeyError(f"directory: no account {sam}")
+        if check_uniqueness:
+            # One LDAP modify: a single duplicate refuses the whole write, removals included.
+            for spn in to_add:
+                others = [owner for owner in self.owners(dc, spn) if owner.lower() != self._sam(sam).lower()]
+                if others:
+                    raise SpnNotUniqueError(dc=dc, account=self._sam(sam), spn=spn, owner=others[0])
         change = DirectoryChange(len(self.changes) + 1, dc, self._sam(sam), to_add, to_remove, time.time())
         self.changes.append(change)
         self.seen[dc].add(change.seq)

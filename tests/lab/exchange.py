@@ -1,10 +1,45 @@
-"""The Exchange side of an emulated Mailbox server: receive connectors and queues, as the Exchange cmdlets report
-them (Get-ReceiveConnector, Get-Queue). Values are Exchange's enum names, which are not localized."""
+"""The Exchange side of an emulated Mailbox server: receive and send connectors and queues, as the Exchange cmdlets
+report them (Get-ReceiveConnector, Get-SendConnector, Get-Queue). Values are Exchange's enum names, which are not
+localized."""
 
 from __future__ import annotations
 
 import typing as t
 from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from tests.lab.certs import dn_equal, windows_dn
+
+# The two [Flags] enums of a receive connector, names in value order (as Get-ReceiveConnector prints them and as
+# PowerShell lists them when it refuses a name).
+AUTH_MECHANISMS = (
+    "None",
+    "Tls",
+    "Integrated",
+    "BasicAuth",
+    "BasicAuthRequireTLS",
+    "ExchangeServer",
+    "ExternalAuthoritative",
+)
+PERMISSION_GROUPS = (
+    "None",
+    "AnonymousUsers",
+    "ExchangeUsers",
+    "ExchangeServers",
+    "ExchangeLegacyServers",
+    "Partners",
+    "Custom",
+)
+AUTH_MECHANISMS_TYPE = "Microsoft.Exchange.Data.Directory.SystemConfiguration.AuthMechanisms"
+PERMISSION_GROUPS_TYPE = "Microsoft.Exchange.Data.Directory.SystemConfiguration.PermissionGroups"
+# A value PowerShell cannot convert to the parameter's enum fails parameter binding, before the cmdlet runs.
+PARAMETER_TRANSFORMATION_ERROR = "System.Management.Automation.ParameterBindingArgumentTransformationException"
+# Set-ReceiveConnector validates the connector it would save. Exchange's own wording of these refusals could not be
+# found; the rules are Microsoft's documented ones (Set-ReceiveConnector -AuthMechanism) and the brief's, the type
+# is the exception Exchange raises for an object that fails validation, and the messages are ours. Nothing may
+# match on them: a module reports the error, it does not parse it.
+CONNECTOR_VALIDATION_ERROR = "Microsoft.Exchange.Data.DataValidationException"
 
 # What Exchange 2013+ setup gives both default connectors of a Mailbox server.
 DEFAULT_AUTH_MECHANISM = ("Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer")
@@ -12,6 +47,7 @@ HUB_PERMISSION_GROUPS = ("ExchangeUsers", "ExchangeServers", "ExchangeLegacyServ
 FRONTEND_PERMISSION_GROUPS = ("AnonymousUsers", "ExchangeServers", "ExchangeLegacyServers")
 
 EOP = "eop"  # the queue target that stands for Exchange Online Protection
+OFFICE365_SEND_CONNECTOR = "Outbound to Office 365"  # the name the Hybrid Configuration Wizard gives it
 
 
 @dataclass
@@ -48,6 +84,143 @@ class ReceiveConnector:
             "permission_groups": list(self.permission_groups),
             "enabled": self.enabled,
         }
+
+
+def set_receive_connector(
+    connector: ReceiveConnector,
+    *,
+    auth_mechanism: t.Iterable[str] | str | None = None,
+    permission_groups: t.Iterable[str] | str | None = None,
+) -> bool:
+    """Set-ReceiveConnector -AuthMechanism / -PermissionGroups, as the receive_connector_auth twin calls it.
+
+    Each given value replaces the property (as the cmdlet does; there is no add). Raises HostException, and
+    changes nothing, for an unknown name or a result Exchange refuses; returns whether anything changed.
+    """
+    auth = connector.auth_mechanism if auth_mechanism is None else flag_names(auth_mechanism, "AuthMechanism")
+    groups = (
+        connector.permission_groups if permission_groups is None else flag_names(permission_groups, "PermissionGroups")
+    )
+    validate_receive_connector(auth, groups)
+    changed = (auth, groups) != (connector.auth_mechanism, connector.permission_groups)
+    connector.auth_mechanism, connector.permission_groups = list(auth), list(groups)
+    return changed
+
+
+def flag_names(value: t.Iterable[str] | str, parameter: str) -> list[str]:
+    """The canonical names of a [Flags] enum value given as names (a list, or one comma-separated string),
+    converted as PowerShell converts them: case-insensitively, None dropped beside other flags, in value order."""
+    names, enum_type = {
+        "AuthMechanism": (AUTH_MECHANISMS, AUTH_MECHANISMS_TYPE),
+        "PermissionGroups": (PERMISSION_GROUPS, PERMISSION_GROUPS_TYPE),
+    }[parameter]
+    items = value.split(",") if isinstance(value, str) else list(value)
+    by_lower = {name.lower(): name for name in names}
+    wanted: set[str] = set()
+    for item in items:
+        name = by_lower.get(str(item).strip().lower())
+        if name is None:
+            # Windows PowerShell's wording, which lists the enumerator names after a line break.
+            _refuse(
+                PARAMETER_TRANSFORMATION_ERROR,
+                f"Cannot process argument transformation on parameter '{parameter}'. Cannot convert value "
+                f'"{str(item).strip()}" to type "{enum_type}". Error: "Unable to match the identifier name '
+                f"{str(item).strip()} to a valid enumerator name. Specify one of the following enumerator names and "
+                f'try again:\r\n{", ".join(names)}"',
+            )
+        wanted.add(name)
+    flags = [name for name in names[1:] if name in wanted]
+    return flags or ["None"]
+
+
+def validate_receive_connector(auth_mechanism: t.Sequence[str], permission_groups: t.Sequence[str]) -> None:
+    """Raise HostException when Exchange would refuse to save a connector with these (canonical) values."""
+    auth, groups = set(auth_mechanism), set(permission_groups)
+    problem = None
+    if "ExchangeServer" in auth and "Tls" not in auth:
+        problem = "The ExchangeServer authentication mechanism requires the Tls authentication mechanism."
+    elif "BasicAuthRequireTLS" in auth and not {"BasicAuth", "Tls"} <= auth:
+        problem = (
+            "The BasicAuthRequireTLS authentication mechanism requires the BasicAuth and Tls authentication mechanisms."
+        )
+    elif "ExternalAuthoritative" in auth and auth - {"ExternalAuthoritative", "Tls"}:
+        problem = "The ExternalAuthoritative authentication mechanism can only be combined with Tls."
+    elif "ExternalAuthoritative" in auth and "ExchangeServers" not in groups:
+        problem = "The ExternalAuthoritative authentication mechanism requires the ExchangeServers permission group."
+    elif "ExchangeServers" in groups and not auth & {"ExchangeServer", "ExternalAuthoritative"}:
+        problem = (
+            "The ExchangeServers permission group requires the ExchangeServer or ExternalAuthoritative "
+            "authentication mechanism."
+        )
+    if problem is not None:
+        _refuse(CONNECTOR_VALIDATION_ERROR, problem)
+
+
+def _refuse(error_type: str, message: str) -> t.NoReturn:
+    from tests.lab.fleet import HostException  # imported here: fleet.py imports this module
+
+    raise HostException(error_type, message)
+
+
+@dataclass
+class SendConnector:
+    """A send connector as Get-SendConnector reports it, for the servers it is scoped to.
+
+    ``tls_certificate_name`` (``<I>issuer<S>subject``, Windows' DN strings) names the certificate the server
+    presents as its TLS client certificate through this connector: EOP attributes mail by that certificate, not by
+    whichever one is enabled for SMTP.
+    """
+
+    name: str
+    address_spaces: list[str]  # domains, "*" for all (Exchange's "SMTP:*;1" without type and cost)
+    smart_hosts: list[str]
+    tls_certificate_name: str | None = None
+    require_tls: bool = True
+    enabled: bool = True
+
+    def covers(self, domain: str) -> int:
+        """How specifically an address space covers ``domain``: 0 not at all, more is more specific."""
+        best = 0
+        for space in self.address_spaces:
+            space = space.lower()
+            if space == "*":
+                best = max(best, 1)
+            elif space.startswith("*.") and domain.lower().endswith(space[1:]):
+                best = max(best, len(space))
+            elif space == domain.lower():
+                best = max(best, len(space) + 1)
+        return best
+
+    def names(self, certificate: x509.Certificate) -> bool:
+        """Whether TlsCertificateName designates ``certificate`` (issuer and subject)."""
+        parsed = parse_tls_certificate_name(self.tls_certificate_name or "")
+        if parsed is None:
+            return False
+        issuer, subject = parsed
+        return dn_equal(issuer, windows_dn(certificate.issuer)) and dn_equal(subject, windows_dn(certificate.subject))
+
+    def snapshot(self) -> dict[str, t.Any]:
+        return {
+            "name": self.name,
+            "address_spaces": list(self.address_spaces),
+            "smart_hosts": list(self.smart_hosts),
+            "tls_certificate_name": self.tls_certificate_name,
+            "require_tls": self.require_tls,
+            "enabled": self.enabled,
+        }
+
+
+def tls_certificate_name(certificate: x509.Certificate) -> str:
+    """The TlsCertificateName value that designates ``certificate``, as Exchange's docs tell one to build it."""
+    return f"<I>{windows_dn(certificate.issuer)}<S>{windows_dn(certificate.subject)}"
+
+
+def parse_tls_certificate_name(value: str) -> tuple[str, str] | None:
+    """(issuer, subject) of a ``<I>issuer<S>subject`` value; None when it is not in that form."""
+    if not value.startswith("<I>") or "<S>" not in value:
+        return None
+    issuer, _, subject = value[len("<I>") :].partition("<S>")
+    return (issuer, subject) if issuer.strip() and subject.strip() else None
 
 
 def internal_connector_name(server: str) -> str:
@@ -110,6 +283,7 @@ class ExchangeState:
 
     server: str  # the Exchange server name (upper-case NetBIOS name, as in "Default EX01")
     receive_connectors: list[ReceiveConnector] = field(default_factory=list)
+    send_connectors: list[SendConnector] = field(default_factory=list)  # those this server is a source of
     queues: list[Queue] = field(default_factory=list)
     received: int = 0  # messages this server accepted from other Exchange servers
     relayed: int = 0  # messages EOP accepted from this server
@@ -118,6 +292,15 @@ class ExchangeState:
 
     def connector(self, name: str) -> ReceiveConnector | None:
         return next((item for item in self.receive_connectors if item.name.lower() == name.lower()), None)
+
+    def send_connector(self, name: str) -> SendConnector | None:
+        return next((item for item in self.send_connectors if item.name.lower() == name.lower()), None)
+
+    def route(self, domain: str) -> SendConnector | None:
+        """The enabled send connector mail for ``domain`` leaves through: the most specific address space wins."""
+        candidates = [(item.covers(domain), item) for item in self.send_connectors if item.enabled]
+        best = max((score for score, _ in candidates), default=0)
+        return next((item for score, item in candidates if score and score == best), None)
 
     def queue_to(self, target: str) -> Queue | None:
         return next((queue for queue in self.queues if queue.target == target), None)
@@ -141,6 +324,7 @@ class ExchangeState:
         return {
             "server": self.server,
             "receive_connectors": [item.snapshot() for item in self.receive_connectors],
+            "send_connectors": [item.snapshot() for item in self.send_connectors],
             "queues": [queue.snapshot() for queue in self.queues],
             "received": self.received,
             "relayed": self.relayed,

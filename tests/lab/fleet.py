@@ -15,13 +15,14 @@ from cryptography import x509
 from tests.lab import topology
 from tests.lab.certs import Chain, Pki, PrivateKey, thumbprint
 from tests.lab.directory import Directory
-from tests.lab.exchange import ExchangeState
+from tests.lab.exchange import ExchangeState, SendConnector
 from tests.lab.generate import generate_fleet
 from tests.lab.topology import EopSettings, Forest, Network, Reachability, Settings
 from tests.lab.windows import (
     CAPI2_OPERATIONAL,
     LEVEL_ERROR,
     W32TIME_VALUES,
+    W32TM_SERVICE_NOT_ACTIVE,
     CertificateStores,
     Event,
     EventLogs,
@@ -29,6 +30,7 @@ from tests.lab.windows import (
     Service,
     StoredCertificate,
     W32TimeConfig,
+    w32time_policy_key,
 )
 
 FLEETS_DIR = Path(__file__).resolve().parent / "fleets"
@@ -150,6 +152,9 @@ class HostState:
     exchange: ExchangeState | None = None
     certificates: CertificateStores = field(default_factory=CertificateStores)
     events: EventLogs = field(default_factory=EventLogs)
+    # The W32Time configuration the running service works with: what the registry held when the service last
+    # started or was told to re-read it (w32tm /config /update). Registry writes alone change nothing until then.
+    w32time_in_use: W32TimeConfig | None = None
 
     # --- registry, as the .NET Microsoft.Win32.RegistryKey API sees it --------------------------------------------
     def registry_key(self, path: str) -> dict[str, tuple[str, t.Any]] | None:
@@ -233,17 +238,76 @@ class HostState:
     def service(self, name: str) -> Service | None:
         return next((item for key, item in self.services.items() if key.lower() == name.lower()), None)
 
+    def start_service(self, name: str) -> None:
+        """Start-Service: a service that starts reads its configuration (W32Time: from the registry, policy first)."""
+        service = self._existing_service(name)
+        if service.start_type == "Disabled":
+            raise HostException(
+                "Microsoft.PowerShell.Commands.ServiceCommandException",
+                f"Service '{service.display_name} ({service.name})' cannot be started due to the following error: "
+                f"Cannot start service {service.name} on computer '.'.",
+            )
+        service.status = "Running"
+        if service.name.lower() == "w32time":
+            self.w32time_in_use = self.w32time_configured()
+
+    def stop_service(self, name: str) -> None:
+        """Stop-Service: a stopped W32Time has no configuration in use (and serves no time)."""
+        service = self._existing_service(name)
+        service.status = "Stopped"
+        if service.name.lower() == "w32time":
+            self.w32time_in_use = None
+
+    def restart_service(self, name: str) -> None:
+        """Restart-Service: stop if running, then start (which re-reads the configuration)."""
+        self.stop_service(name)
+        self.start_service(name)
+
+    def _existing_service(self, name: str) -> Service:
+        service = self.service(name)
+        if service is None:
+            raise HostException(
+                "Microsoft.PowerShell.Commands.ServiceCommandException",
+                f"Cannot find any service with service name '{name}'.",
+            )
+        return service
+
     def w32time(self) -> W32TimeConfig | None:
-        """W32Time's configuration as its registry values hold it; None when the host has none in the model."""
+        """The configuration W32Time works with (what time_source and resync follow); None while it is stopped."""
+        service = self.service("W32Time")
+        if service is not None and not service.running:
+            return None
+        return self.w32time_in_use
+
+    def w32time_configured(self) -> W32TimeConfig | None:
+        """What W32Time would take if it read the registry now: each value from its Group Policy key when set
+        there, else from the service key. None when a value is in neither (no W32Time in the model)."""
         values: dict[str, t.Any] = {}
+        from_policy: set[str] = set()
         for setting, (key, value_name, kind) in W32TIME_VALUES.items():
-            found = self.registry_key(key) or {}
-            stored = registry_value_name(found, value_name)
-            if stored is None:
+            policy = self._registry_data(w32time_policy_key(key), value_name)
+            data = policy if policy is not None else self._registry_data(key, value_name)
+            if data is None:
                 return None
-            data = found[stored][1]
-            values[setting] = int(data) if kind == "DWord" else str(data)
-        return W32TimeConfig(**values)
+            if policy is not None:
+                from_policy.add(setting)
+            # A DWORD is 32 unsigned bits: a value stored as a signed Int32 (-1) means the same (0xFFFFFFFF).
+            values[setting] = int(data) & 0xFFFFFFFF if kind == "DWord" else str(data)
+        return W32TimeConfig(**values, from_policy=frozenset(from_policy))
+
+    def _registry_data(self, key: str, value_name: str) -> t.Any:
+        values = self.registry_key(key) or {}
+        stored = registry_value_name(values, value_name)
+        return values[stored][1] if stored is not None else None
+
+    def w32time_config_update(self) -> int:
+        """``w32tm /config /update``: the running service re-reads its configuration; returns w32tm's exit code
+        (W32TM_SERVICE_NOT_ACTIVE when the service is stopped, and nothing changes)."""
+        service = self.service("W32Time")
+        if service is not None and not service.running:
+            return W32TM_SERVICE_NOT_ACTIVE
+        self.w32time_in_use = self.w32time_configured()
+        return 0
 
     # --- event logs ----------------------------------------------------------------------------------------------
     def log_event(
@@ -284,6 +348,19 @@ class HostState:
     def smtp_certificate(self) -> StoredCertificate | None:
         return self.certificates.smtp()
 
+    def send_connector_certificate(self, connector: SendConnector | None) -> StoredCertificate | None:
+        """The TLS client certificate the host presents through ``connector``: one in LocalMachine\\My that its
+        TlsCertificateName designates, with its private key (the latest to expire when several do); None when
+        none does, and the host then presents no certificate at all."""
+        if connector is None:
+            return None
+        matches = [
+            entry
+            for entry in self.certificates.entries("My")
+            if entry.private_key is not None and connector.names(entry.certificate)
+        ]
+        return max(matches, key=lambda entry: entry.certificate.not_valid_after_utc, default=None)
+
     def smtp_chain(self) -> Chain | None:
         """The chain this host builds for its SMTP certificate, hence what it sends in a TLS handshake."""
         entry = self.certificates.smtp()
@@ -302,6 +379,7 @@ class HostState:
             "site": self.site,
             "logon_server": self.logon_server,
             "clock_offset": self.clock_offset,
+            "w32time_in_use": _w32time_snapshot(self.w32time_in_use),
             "services": {
                 name: {"status": item.status, "start_type": item.start_type} for name, item in self.services.items()
             },
@@ -310,6 +388,12 @@ class HostState:
             "certificates": self.certificates.snapshot(),
             "events": self.events.snapshot(),
         }
+
+
+def _w32time_snapshot(config: W32TimeConfig | None) -> dict[str, t.Any] | None:
+    if config is None:
+        return None
+    return {**{name: getattr(config, name) for name in W32TIME_VALUES}, "from_policy": sorted(config.from_policy)}
 
 
 @dataclass

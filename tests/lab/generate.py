@@ -107,13 +107,20 @@ def _break(document: dict[str, t.Any], name: str, cause: str) -> None:
     elif cause == "spn_missing":
         entry["computer_account"] = {"spns_absent": [f"SMTPSVC/{fqdn}"]}
     elif cause == "spn_duplicate":
-        document["accounts"].append({"name": f"svc-{name}", "kind": "user", "spns": [f"SMTP/{fqdn}"]})
+        # SMTPSVC/<FQDN>: the only one of the four SPNs whose duplicate breaks Exchange authentication.
+        document["accounts"].append({"name": f"svc-{name}", "kind": "user", "spns": [f"SMTPSVC/{fqdn}"]})
     elif cause == "kerberos_port_blocked":
         # The DC it would use is the first of its site; block UDP 88 on the network path to every DC.
         document["network"]["blocked"].append({"from": name, "to": "*", "protocol": "UDP", "port": 88})
     elif cause == "receive_connector_auth_mechanism":
+        # Externally secured instead of Exchange authentication: the one valid connector that still grants
+        # ExchangeServers without offering ExchangeServer, so the server gets this cause alone.
         entry["exchange"]["receive_connectors"] = [
-            {"name": f"Default {name.upper()}", "auth_mechanism": ["Tls", "Integrated"]}
+            {
+                "name": f"Default {name.upper()}",
+                "auth_mechanism": ["Tls", "ExternalAuthoritative"],
+                "permission_groups": ["ExchangeServers"],
+            }
         ]
     elif cause == "receive_connector_permission_groups":
         entry["exchange"]["receive_connectors"] = [

@@ -1,23 +1,28 @@
 """KB 979174's causality over a Fleet: when Exchange-to-Exchange authentication fails, and what that looks like.
 
-Mail from Exchange server A to B authenticates (Exchange authentication is Kerberos for SMTPSVC/B) only while
-every cause is absent:
+Mail from Exchange server A to B authenticates (Exchange authentication is Kerberos for SMTPSVC/<B's FQDN>, the
+one SPN it needs) only while every cause is absent:
 
 - ``clock_skew``: A, B and the DCs they use are not all within ``max_clock_skew`` (300 s) of each other;
-- ``spn_missing``: B's computer account lacks one of SMTP/ and SMTPSVC/ for its short name and FQDN, as A's DC
-  sees it, and would still lack it once replication converged;
+- ``spn_missing``: B's computer account lacks SMTPSVC/<FQDN> as A's DC sees it, and would still lack it once
+  replication converged (``held_by`` names an account that holds it instead);
 - ``spn_not_replicated``: A's DC lacks it only because a change that adds it has not replicated there yet;
-- ``spn_duplicate``: another account holds one of them too, as A's DC sees it;
+- ``spn_duplicate``: more than one account holds it, as A's DC sees it;
 - ``kerberos_port_blocked``: A does not reach its DC on TCP 88 or UDP 88 (network block list or the DC firewall);
 - ``receive_connector_auth_mechanism`` / ``receive_connector_permission_groups``: B's ``Default <B>`` connector
   does not offer ExchangeServer / grant ExchangeServers.
+
+The other SPNs KB 979174 step 3 lists (SMTP/ for both names, SMTPSVC/ for the short name) are hygiene that the spn
+module audits (topology.smtp_spns), not causes of the symptom.
 
 While a cause holds, A's queue to B is in Retry with the 454 4.7.0 LastError and B logs event 1035; once none
 holds, the next retry delivers. A's DC is the KDC it gets the ticket from, so SPNs are read from that DC's replica.
 The lab models no failover to another KDC: a DC that answers the locator but drops Kerberos is the case to find.
 
 The lab's clocks neither drift nor synchronise by themselves: a host's clock changes only through :func:`resync`,
-which a twin calls for ``w32tm /resync``.
+which a twin calls for ``w32tm /resync``. Time sources and resyncs follow the configuration W32Time has in use
+(HostState.w32time), not the registry: a registry change takes effect with ``w32tm /config /update`` or a restart
+of the service (HostState.w32time_config_update, HostState.restart_service), and Group Policy values win.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from tests.lab.exchange import EOP, Queue, internal_connector_name
-from tests.lab.topology import EXTERNAL, smtp_spns
+from tests.lab.topology import EXTERNAL, exchange_auth_spn
 from tests.lab.windows import APPLICATION, LEVEL_ERROR, PHASE_CORRECTION_UNLIMITED, SYSTEM
 
 if t.TYPE_CHECKING:
@@ -62,10 +67,22 @@ CATEGORY_SMTP_RECEIVE = "SmtpReceive"
 KERBEROS_PARAMETERS = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\Kerberos\Parameters"
 KERBEROS_PROVIDER = "Microsoft-Windows-Security-Kerberos"
 EVENT_KERBEROS_ERROR = 3  # "A Kerberos error message was received" (only with LogLevel set)
-EVENT_KRB_AP_ERR_MODIFIED = 4  # the client got KRB_AP_ERR_MODIFIED: the classic duplicate-SPN event, always logged
+# The client got KRB_AP_ERR_MODIFIED, always logged: the service ticket was encrypted for another account than the
+# server's, which is what an SPN registered on a single wrong account does.
+EVENT_KRB_AP_ERR_MODIFIED = 4
+# The KDC found the SPN on more than one account (KDCEVENT_NAME_NOT_UNIQUE, System log of the DC); its data are
+# the name and its type, never the accounts: finding them is setspn -X's (the spn module's) job.
+KDC_PROVIDER = "Microsoft-Windows-Kerberos-Key-Distribution-Center"
+EVENT_KDC_DUPLICATE_NAME = 11
+KDC_NAME_TYPE_SPN = "DS_SERVICE_PRINCIPAL_NAME"
 KDC_ERR_S_PRINCIPAL_UNKNOWN = 0x7
 KRB_AP_ERR_SKEW = 0x25
 KRB_AP_ERR_MODIFIED = 0x29
+KERBEROS_ERROR_NAMES = {
+    KDC_ERR_S_PRINCIPAL_UNKNOWN: "KDC_ERR_S_PRINCIPAL_UNKNOWN",
+    KRB_AP_ERR_SKEW: "KRB_AP_ERR_SKEW",
+    KRB_AP_ERR_MODIFIED: "KRB_AP_ERR_MODIFIED",
+}
 KERBEROS_PORTS = (("TCP", 88), ("UDP", 88))
 
 
@@ -97,31 +114,23 @@ def auth_causes(
         causes.append(Cause(CLOCK_SKEW, {"offsets": clocks, "spread": spread, "max": fleet.settings.max_clock_skew}))
 
     directory = fleet.directory
-    held_here = {spn.lower() for spn in directory.spns(sender_dc.name, receiver.sam)}
-    converged = {spn.lower() for spn in directory.converged_spns(receiver.sam)}
-    missing = [spn for spn in smtp_spns(receiver) if spn.lower() not in held_here]
-    # Missing on A's KDC but present once replication converges: a forced sync fixes it, registering does not.
-    stale = [spn for spn in missing if spn.lower() in converged]
-    absent = [spn for spn in missing if spn.lower() not in converged]
-    if absent:
-        # Who holds them instead matters to the fix: setspn -S refuses an SPN another account already has.
-        held_by = {spn: owners for spn in absent if (owners := directory.owners(sender_dc.name, spn))}
-        causes.append(Cause(SPN_MISSING, {"account": receiver.sam, "spns": absent, "held_by": held_by}))
-    if stale:
-        present_on = {
-            spn: [dc for dc in directory.dcs if spn.lower() in {s.lower() for s in directory.spns(dc, receiver.sam)}]
-            for spn in stale
-        }
-        causes.append(
-            Cause(SPN_NOT_REPLICATED, {"account": receiver.sam, "dc": sender_dc.name, "present_on": present_on})
-        )
-    duplicates = {}
-    for spn in smtp_spns(receiver):
-        owners = directory.owners(sender_dc.name, spn)
-        if len(owners) > 1:
-            duplicates[spn] = owners
-    if duplicates:
-        causes.append(Cause(SPN_DUPLICATE, {"dc": sender_dc.name, "owners": duplicates}))
+    spn = exchange_auth_spn(receiver)
+    owners = directory.owners(sender_dc.name, spn)
+    if receiver.sam.lower() not in {owner.lower() for owner in owners}:
+        if spn.lower() in {item.lower() for item in directory.converged_spns(receiver.sam)}:
+            # Missing on A's KDC but present once replication converges: a forced sync fixes it, registering not.
+            present_on = [dc for dc in directory.dcs if receiver.sam in directory.owners(dc, spn)]
+            causes.append(
+                Cause(
+                    SPN_NOT_REPLICATED,
+                    {"account": receiver.sam, "spn": spn, "dc": sender_dc.name, "present_on": present_on},
+                )
+            )
+        else:
+            # Who holds it instead matters to the fix: a DC refuses the SPN while another account has it.
+            causes.append(Cause(SPN_MISSING, {"account": receiver.sam, "spn": spn, "held_by": owners}))
+    if len(owners) > 1:
+        causes.append(Cause(SPN_DUPLICATE, {"dc": sender_dc.name, "spn": spn, "owners": owners}))
 
     if sender_dc is not sender:
         blocked = {}
@@ -232,8 +241,13 @@ def _deliver(fleet: Fleet, sender: HostState, queue: Queue, dc_of: t.Mapping[str
 
 
 def _kerberos_events(fleet: Fleet, sender: HostState, receiver: HostState, causes: dict[str, Cause]) -> None:
-    """What Kerberos itself logs for the causes: event 4 always, event 3 where LogLevel is set (KB step 5)."""
-    target = f"SMTPSVC/{receiver.fqdn}"
+    """What Kerberos itself logs for the causes (KB step 5 looks for them).
+
+    A duplicate: A's DC (the KDC) logs event 11 and answers KDC_ERR_S_PRINCIPAL_UNKNOWN. The SPN on a single wrong
+    account: the KDC issues a ticket B cannot decrypt, B answers KRB_AP_ERR_MODIFIED and A logs event 4. Event 3,
+    the error as the client received it, only appears where Kerberos LogLevel is set.
+    """
+    target = exchange_auth_spn(receiver)
     realm = fleet.forest.name.upper() if fleet.forest else ""
     base = {
         "TargetName": target,
@@ -242,24 +256,24 @@ def _kerberos_events(fleet: Fleet, sender: HostState, receiver: HostState, cause
         "ClientRealm": realm,
         "ServerRealm": realm,
     }
-    if SPN_DUPLICATE in causes:
-        owners = causes[SPN_DUPLICATE].detail["owners"]
-        sender.log_event(
-            SYSTEM,
-            KERBEROS_PROVIDER,
-            EVENT_KRB_AP_ERR_MODIFIED,
-            data={"Server": receiver.sam, "TargetName": target, "Owners": owners},
-        )
     errors: list[tuple[HostState, int]] = []
     if CLOCK_SKEW in causes:
         errors += [(receiver, KRB_AP_ERR_SKEW), (sender, KRB_AP_ERR_SKEW)]
     if SPN_DUPLICATE in causes:
-        errors.append((receiver, KRB_AP_ERR_MODIFIED))
-    if SPN_MISSING in causes or SPN_NOT_REPLICATED in causes:
+        kdc = fleet.hosts[causes[SPN_DUPLICATE].detail["dc"]]
+        kdc.log_event(SYSTEM, KDC_PROVIDER, EVENT_KDC_DUPLICATE_NAME, data={"Name": target, "Type": KDC_NAME_TYPE_SPN})
+        errors.append((sender, KDC_ERR_S_PRINCIPAL_UNKNOWN))
+    elif SPN_MISSING in causes and causes[SPN_MISSING].detail["held_by"]:
+        sender.log_event(
+            SYSTEM, KERBEROS_PROVIDER, EVENT_KRB_AP_ERR_MODIFIED, data={"Server": receiver.sam, "TargetName": target}
+        )
+        errors.append((sender, KRB_AP_ERR_MODIFIED))
+    elif SPN_MISSING in causes or SPN_NOT_REPLICATED in causes:
         errors.append((sender, KDC_ERR_S_PRINCIPAL_UNKNOWN))
     for host, code in errors:
         if kerberos_log_level(host):
-            host.log_event(SYSTEM, KERBEROS_PROVIDER, EVENT_KERBEROS_ERROR, data={**base, "ErrorCode": f"0x{code:x}"})
+            data = {**base, "ErrorCode": f"0x{code:x}", "ErrorMessage": KERBEROS_ERROR_NAMES[code]}
+            host.log_event(SYSTEM, KERBEROS_PROVIDER, EVENT_KERBEROS_ERROR, data=data)
 
 
 def kerberos_log_level(host: HostState) -> int:
@@ -317,7 +331,7 @@ class TimeSource:
 
 
 def time_source(fleet: Fleet, host: HostState) -> TimeSource:
-    """Where W32Time on ``host`` takes its time from, following its Type as Windows does."""
+    """Where W32Time on ``host`` takes its time from, following the Type it has in use as Windows does."""
     service = host.service("W32Time")
     if service is not None and not service.running:
         return TimeSource(None, "none", reason="service_stopped")
@@ -369,7 +383,8 @@ class Resync:
 
 
 def resync(fleet: Fleet, host: HostState) -> Resync:
-    """``w32tm /resync``: take the source's time unless the step exceeds Max{Pos,Neg}PhaseCorrection."""
+    """``w32tm /resync``: take the source's time unless the step exceeds Max{Pos,Neg}PhaseCorrection in use
+    (0xFFFFFFFF, the default of domain members, means no limit)."""
     source = time_source(fleet, host)
     before = host.clock_offset
     if source.offset is None:

@@ -1,14 +1,17 @@
 """KB 3212877 on the wire: each Exchange host serves SMTP with STARTTLS, and an EOP stand-in judges relays.
 
 Direction, as in the article: the on-premises Exchange server connects to Exchange Online Protection and, in the
-STARTTLS handshake, presents its SMTP certificate as the TLS *client* certificate; EOP's certificate-based inbound
+STARTTLS handshake, presents as its TLS *client* certificate the one its send connector's TlsCertificateName
+designates (none at all when no certificate in LocalMachine\\My matches with its private key, or no send
+connector routes the mail), not whichever is enabled for SMTP; EOP's certificate-based inbound
 connector (TlsSenderCertificateName) attributes the connection to the tenant only if that chain validates to a root
 it trusts. Unattributed relaying is refused at RCPT with ``550 5.7.64 TenantAttribution; Relay Access Denied``.
 
 What a host presents is what Windows builds for its certificate from its LocalMachine stores: the leaf plus the
 intermediates it found (tests/lab/certs.py). A host missing an intermediate in LocalMachine\\CA therefore sends an
-incomplete chain, logs CAPI2 event 30 (result 800B0109) when CAPI2 logging is on, and is refused by EOP; importing
-the intermediate makes the next relay succeed, because every handshake rebuilds the chain from the stores.
+incomplete chain, logs CAPI2 event 30 (result 800B010A, CERT_E_CHAINING) when CAPI2 logging is on, and is refused
+by EOP; importing the intermediate makes the next relay succeed, because every handshake rebuilds the chain from the
+stores.
 
 The EOP stand-in lets OpenSSL accept any client certificate issued by the fleet's PKI (its OpenSSL trust store holds
 every authority, with partial chains allowed) only so that the handshake completes, as EOP's does; the verdict is
@@ -39,6 +42,7 @@ from cryptography import x509
 
 from tests.lab import model
 from tests.lab.certs import (
+    CERT_E_CHAINING,
     CERT_E_UNTRUSTEDROOT,
     Chain,
     common_name,
@@ -316,10 +320,19 @@ class Credentials:
         self.cache: dict[tuple[str, bool, tuple[str, ...]], ssl.SSLContext] = {}
         self.lock = threading.Lock()
 
-    def context(self, fleet: Fleet, host: HostState, *, server_side: bool) -> tuple[ssl.SSLContext, Chain | None]:
+    def context(
+        self, fleet: Fleet, host: HostState, *, server_side: bool, recipient_domain: str = ""
+    ) -> tuple[ssl.SSLContext, Chain | None]:
+        """The context for ``host``'s side of a handshake. As a server it presents its SMTP certificate; as a client
+        (relaying mail for ``recipient_domain``) the one its send connector's TlsCertificateName designates, or none
+        when no certificate in LocalMachine\\My matches with its private key."""
         with fleet.lock:
-            entry = host.smtp_certificate()
-            chain = host.smtp_chain()
+            if server_side:
+                entry = host.smtp_certificate()
+            else:
+                connector = host.exchange.route(recipient_domain) if host.exchange is not None else None
+                entry = host.send_connector_certificate(connector)
+            chain = host.certificates.chain(entry) if entry is not None else None
             if chain is not None and not chain.trusted:
                 # Schannel validates its own credential's chain each time it uses it; CAPI2 logs the failure.
                 log_chain_failure(host, chain)
@@ -425,8 +438,13 @@ class EopSession(Session):
         # Python 3.13 makes this public as SSLSocket.get_unverified_chain(); 3.11 has it on the SSL object.
         chain_of = getattr(self.socket, "get_unverified_chain", None) or getattr(sslobj, "get_unverified_chain", None)
         raw = chain_of() if chain_of is not None else None
-        # _ssl.Certificate.public_bytes() gives PEM by default (the DER constant is private in 3.11).
-        presented = [x509.load_pem_x509_certificate(item.public_bytes().encode("ascii")) for item in raw or []]
+        # _ssl.Certificate.public_bytes() gives PEM by default (the DER constant is private in 3.11). A client that
+        # presented no certificate comes back as [None] from 3.11's server side, not as an empty chain.
+        presented = [
+            x509.load_pem_x509_certificate(item.public_bytes().encode("ascii"))
+            for item in raw or []
+            if item is not None
+        ]
         self.record.presented = [thumbprint(item) for item in presented]
         verification = verify_presented(presented, self.eop.trusted_roots)
         if not verification.ok:
@@ -574,7 +592,9 @@ class MailLab:
         """Relay one message from ``host`` through EOP over real SMTP and TLS, presenting ``host``'s chain."""
         if self.eop is None:
             raise RuntimeError("the fleet has no eop section")
-        context = self.credentials.context(self.fleet, host, server_side=False)[0]
+        context = self.credentials.context(
+            self.fleet, host, server_side=False, recipient_domain=recipient.rpartition("@")[2]
+        )[0]
         sender = f"postmaster@{self.fleet.eop.tenant_domain}" if self.fleet.eop else "postmaster@lab.invalid"
         try:
             with smtplib.SMTP(LOOPBACK, self.eop.port, local_hostname=host.fqdn, timeout=SOCKET_TIMEOUT) as client:
@@ -611,4 +631,11 @@ def wait_for(predicate: t.Callable[[], bool], timeout: float = 5.0) -> bool:
     return predicate()
 
 
-__all__ = ["CERT_E_UNTRUSTEDROOT", "EVENT_CHAIN_POLICY", "REPLY_TENANT_ATTRIBUTION", "MailLab", "log_chain_failure"]
+__all__ = [
+    "CERT_E_CHAINING",
+    "CERT_E_UNTRUSTEDROOT",
+    "EVENT_CHAIN_POLICY",
+    "REPLY_TENANT_ATTRIBUTION",
+    "MailLab",
+    "log_chain_failure",
+]

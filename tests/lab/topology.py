@@ -21,7 +21,9 @@ Fleet file, in brief (``contoso.yml`` uses every key)::
         computer_account: {spns: [..] | spns_absent: [..], extra_spns: [..]}
         replication_partners: [dc02 | {source, last_result, consecutive_failures, last_success_age, persistent}]
         firewall: {enabled, inbound: [{name, protocol, port, enabled, action}]}   # merged over a DC's defaults
-        exchange: {receive_connectors: [{name, auth_mechanism, permission_groups, ...}], queues: [{to, messages}]}
+        exchange: {receive_connectors: [{name, auth_mechanism, permission_groups, ...}], queues: [{to, messages}],
+                   send_connectors: [{name, address_spaces, smart_hosts, tls_certificate_name, require_tls,
+                                      enabled}]}   # merged over the default "Outbound to Office 365" (with eop)
         certificates: {smtp: {issuer, subject, dns} | null, ca: [authority..], root: [authority..]}
         capi2_logging: true|false
         events: [{log, provider, id, level, category, data, age_seconds}]
@@ -35,7 +37,17 @@ from dataclasses import dataclass, field
 
 from tests.lab.certs import Pki, generate_pki
 from tests.lab.directory import RPC_S_SERVER_UNAVAILABLE, Account, ReplicationLink
-from tests.lab.exchange import EOP, ExchangeState, Queue, ReceiveConnector, default_connectors
+from tests.lab.exchange import (
+    EOP,
+    OFFICE365_SEND_CONNECTOR,
+    ExchangeState,
+    Queue,
+    ReceiveConnector,
+    SendConnector,
+    default_connectors,
+    set_receive_connector,
+    tls_certificate_name,
+)
 from tests.lab.windows import (
     LEVEL_ERROR,
     W32TIME_VALUES,
@@ -182,6 +194,9 @@ def apply(fleet: Fleet, document: dict[str, t.Any]) -> None:
         )
         for root in fleet.eop.trusted_roots:
             _authority(fleet.pki, root, "eop.trusted_roots")
+    # Send connectors once EOP is known: the default one points at its MX and names each host's SMTP certificate.
+    for name, entry in entries.items():
+        _send_connectors(fleet, fleet.hosts[name], (entry.get("exchange") or {}).get("send_connectors", []))
     # Queues last: they name other hosts and EOP, which must all exist by now.
     for name, entry in entries.items():
         for queue_doc in (entry.get("exchange") or {}).get("queues", []):
@@ -230,6 +245,10 @@ def _host(fleet: Fleet, host: HostState, entry: dict[str, t.Any], index: int) ->
             str(name), str(spec.get("status", "Running")), str(spec.get("start_type", "Automatic"))
         )
     host.services = services
+    # As after boot: a running W32Time works with what the registry (and Group Policy in it) holds.
+    w32time_service = host.service("W32Time")
+    if w32time_service is None or w32time_service.running:
+        host.w32time_in_use = host.w32time_configured()
 
     firewall_doc = _keys(f"{host.name}.firewall", entry.get("firewall") or {}, {"enabled", "inbound"})
     if (rich and host.is_dc) or firewall_doc:
@@ -251,7 +270,9 @@ def _host(fleet: Fleet, host: HostState, entry: dict[str, t.Any], index: int) ->
             rule.display_name = str(rule_doc.get("display_name", rule.display_name))
         host.firewall = firewall
 
-    exchange_doc = _keys(f"{host.name}.exchange", entry.get("exchange") or {}, {"receive_connectors", "queues"})
+    exchange_doc = _keys(
+        f"{host.name}.exchange", entry.get("exchange") or {}, {"receive_connectors", "send_connectors", "queues"}
+    )
     if (rich and host.is_exchange) or exchange_doc:
         host.exchange = _exchange(fleet, host, exchange_doc)
 
@@ -273,6 +294,8 @@ def _host(fleet: Fleet, host: HostState, entry: dict[str, t.Any], index: int) ->
 
 
 def _exchange(fleet: Fleet, host: HostState, document: dict[str, t.Any]) -> ExchangeState:
+    from tests.lab.fleet import HostException
+
     server = host.name.upper()
     state = ExchangeState(server=server, receive_connectors=default_connectors(server))
     host.exchange = state
@@ -301,11 +324,54 @@ def _exchange(fleet: Fleet, host: HostState, document: dict[str, t.Any]) -> Exch
                 permission_groups=[],
             )
             state.receive_connectors.append(connector)
-        for key in ("auth_mechanism", "permission_groups", "remote_ip_ranges", "bindings"):
+        for key in ("remote_ip_ranges", "bindings"):
             if key in connector_doc:
                 setattr(connector, key, [str(item) for item in connector_doc[key]])
         connector.enabled = bool(connector_doc.get("enabled", connector.enabled))
+        # A connector Exchange would refuse to save cannot exist on a server: planting one is a fleet error.
+        try:
+            set_receive_connector(
+                connector,
+                auth_mechanism=connector_doc.get("auth_mechanism", connector.auth_mechanism),
+                permission_groups=connector_doc.get("permission_groups", connector.permission_groups),
+            )
+        except HostException as exc:
+            raise ValueError(f"{host.name}.receive_connectors {connector.name!r}: {exc.message}") from exc
     return state
+
+
+def _send_connectors(fleet: Fleet, host: HostState, documents: list[dict[str, t.Any]]) -> None:
+    state = host.exchange
+    if state is None:
+        return
+    if fleet.eop is not None:
+        smtp = host.smtp_certificate()
+        state.send_connectors.append(
+            SendConnector(
+                name=OFFICE365_SEND_CONNECTOR,
+                address_spaces=["*"],
+                smart_hosts=[fleet.eop.mx],
+                tls_certificate_name=tls_certificate_name(smtp.certificate) if smtp is not None else None,
+            )
+        )
+    for document in documents:
+        document = _keys(
+            f"{host.name}.send_connectors",
+            document,
+            {"name", "address_spaces", "smart_hosts", "tls_certificate_name", "require_tls", "enabled"},
+        )
+        connector = state.send_connector(str(document["name"]))
+        if connector is None:
+            connector = SendConnector(name=str(document["name"]), address_spaces=["*"], smart_hosts=[])
+            state.send_connectors.append(connector)
+        for key in ("address_spaces", "smart_hosts"):
+            if key in document:
+                setattr(connector, key, [str(item) for item in document[key]])
+        if "tls_certificate_name" in document:
+            value = document["tls_certificate_name"]
+            connector.tls_certificate_name = None if value is None else str(value)
+        connector.require_tls = bool(document.get("require_tls", connector.require_tls))
+        connector.enabled = bool(document.get("enabled", connector.enabled))
 
 
 def submit(fleet: Fleet, host: HostState, target: str, count: int) -> Queue:
@@ -362,9 +428,15 @@ def default_spns(host: HostState, forest: str) -> list[str]:
 
 
 def smtp_spns(host: HostState) -> list[str]:
-    """The SPNs KB 979174 step 3 lists for an Exchange server: SMTP and SMTPSVC, short name and FQDN."""
+    """The SPNs KB 979174 step 3 lists for an Exchange server: SMTP and SMTPSVC, short name and FQDN (what the spn
+    module audits; only :func:`exchange_auth_spn` decides whether Exchange authentication works)."""
     short, fqdn = host.name.upper(), host.fqdn
-    return [f"SMTP/{short}", f"SMTP/{fqdn}", f"SMTPSVC/{short}", f"SMTPSVC/{fqdn}"]
+    return [f"SMTP/{short}", f"SMTP/{fqdn}", f"SMTPSVC/{short}", exchange_auth_spn(host)]
+
+
+def exchange_auth_spn(host: HostState) -> str:
+    """The SPN other Exchange servers ask the KDC for when they authenticate to ``host`` (Exchange authentication)."""
+    return f"SMTPSVC/{host.fqdn}"
 
 
 def _directory(fleet: Fleet, document: dict[str, t.Any], entries: dict[str, dict[str, t.Any]]) -> None:
@@ -422,8 +494,13 @@ def _directory(fleet: Fleet, document: dict[str, t.Any], entries: dict[str, dict
             )
     for write in (document.get("directory") or {}).get("pending", []):
         write = _keys("directory.pending", write, {"dc", "account", "add", "remove"})
+        # Pending writes may plant duplicates (made before 2012 R2 or on two DCs before replication): unchecked.
         directory.write(
-            str(write["dc"]), str(write["account"]), add=write.get("add", []), remove=write.get("remove", [])
+            str(write["dc"]),
+            str(write["account"]),
+            add=write.get("add", []),
+            remove=write.get("remove", []),
+            check_uniqueness=False,
         )
 
 

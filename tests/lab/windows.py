@@ -130,6 +130,20 @@ class Service:
     def running(self) -> bool:
         return self.status == "Running"
 
+    @property
+    def display_name(self) -> str:
+        return SERVICE_DISPLAY_NAMES.get(self.name.lower(), self.name)
+
+
+# The services of the model by name, with the display names their cmdlet errors quote (English hosts).
+SERVICE_DISPLAY_NAMES = {
+    "w32time": "Windows Time",
+    "kdc": "Kerberos Key Distribution Center",
+    "ntds": "Active Directory Domain Services",
+    "msexchangetransport": "Microsoft Exchange Transport",
+    "msexchangefrontendtransport": "Microsoft Exchange Frontend Transport",
+}
+
 
 # --- Windows Defender Firewall ----------------------------------------------------------------------------------
 
@@ -217,6 +231,9 @@ W32TIME_PARAMETERS = W32TIME_ROOT + r"\Parameters"
 W32TIME_CONFIG = W32TIME_ROOT + r"\Config"
 W32TIME_NTP_CLIENT = W32TIME_ROOT + r"\TimeProviders\NtpClient"
 W32TIME_NTP_SERVER = W32TIME_ROOT + r"\TimeProviders\NtpServer"
+# Where the Windows Time Service policies (W32Time.admx) write; a value there wins over the service's own value, so
+# the w32time module must report it as set by Group Policy instead of writing the service key in vain.
+W32TIME_POLICY_ROOT = r"HKLM\SOFTWARE\Policies\Microsoft\W32Time"
 
 # Fleet-file name -> (registry key, value name, value kind). The registry is the one source of truth: a twin that
 # reads or writes W32Time settings goes through it, as the w32time script does on Windows.
@@ -231,18 +248,34 @@ W32TIME_VALUES: dict[str, tuple[str, str, str]] = {
     "ntp_server_enabled": (W32TIME_NTP_SERVER, "Enabled", "DWord"),
 }
 
-# No limit on how far W32Time may step the clock (0xFFFFFFFF), as opposed to the 48 h that domain members get.
+
+def w32time_policy_key(key: str) -> str:
+    """The Group Policy key whose values override those of the W32Time service key ``key``."""
+    if not key.upper().startswith(W32TIME_ROOT.upper()):
+        raise ValueError(f"{key} is not a W32Time service key")
+    return W32TIME_POLICY_ROOT + key[len(W32TIME_ROOT) :]
+
+
+# No limit on how far W32Time may step the clock. The registry holds the DWORD 0xFFFFFFFF (4294967295); .NET's
+# RegistryKey.GetValue hands a DWORD back as a signed Int32, so a script reads it as -1.
 PHASE_CORRECTION_UNLIMITED = 0xFFFFFFFF
+# What Windows Server 2016-2022 sets for a domain controller (48 hours); domain members get no limit at all, and
+# stand-alone servers 54000 (15 hours, not modelled: every lab host is domain-joined).
+DC_PHASE_CORRECTION = 172800
+
+# w32tm's exit code when the service it asks is not running (HRESULT_FROM_WIN32(ERROR_SERVICE_NOT_ACTIVE)).
+W32TM_SERVICE_NOT_ACTIVE = 0x80070426
 
 
 def w32time_defaults(*, is_dc: bool) -> dict[str, t.Any]:
     """What a domain-joined Windows Server has out of the box."""
+    phase_correction = DC_PHASE_CORRECTION if is_dc else PHASE_CORRECTION_UNLIMITED
     return {
         "type": "NT5DS",
         "ntp_server": "time.windows.com,0x8",
         "announce_flags": 10,
-        "max_pos_phase_correction": 172800,
-        "max_neg_phase_correction": 172800,
+        "max_pos_phase_correction": phase_correction,
+        "max_neg_phase_correction": phase_correction,
         "special_poll_interval": 3600,
         "ntp_client_enabled": 1,
         "ntp_server_enabled": 1 if is_dc else 0,
@@ -259,6 +292,8 @@ class W32TimeConfig:
     special_poll_interval: int
     ntp_client_enabled: int
     ntp_server_enabled: int
+    # The settings (W32TIME_VALUES names) whose value came from the policy key rather than the service key.
+    from_policy: frozenset[str] = frozenset()
 
     @property
     def peers(self) -> list[str]:

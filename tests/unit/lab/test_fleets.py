@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.lab import model
-from tests.lab.exchange import EOP
+from tests.lab import model, topology
+from tests.lab.exchange import EOP, set_receive_connector
 from tests.lab.fleet import Fleet, fleet_from_document, load_fleet
 from tests.lab.generate import generate_fleet, main
 from tests.lab.smtp import EVENT_CHAIN_POLICY, MailLab
-from tests.lab.windows import CAPI2_OPERATIONAL, W32TIME_PARAMETERS
+from tests.lab.windows import CAPI2_OPERATIONAL, SYSTEM, W32TIME_PARAMETERS
 from tests.unit.lab.conftest import fleet_document, host_entry
 
 Document = dict[str, t.Any]
@@ -56,9 +56,19 @@ def test_clean_has_nothing_to_fix() -> None:
 CONTOSO_PAIRS = {
     ("ex01", "ex02"): [model.CONNECTOR_PERMISSION_GROUPS],
     ("ex01", "ex03"): [model.CLOCK_SKEW, model.SPN_MISSING],
-    ("ex02", "ex01"): [model.SPN_DUPLICATE, model.KERBEROS_PORT_BLOCKED, model.CONNECTOR_AUTH_MECHANISM],
+    ("ex02", "ex01"): [
+        model.SPN_DUPLICATE,
+        model.KERBEROS_PORT_BLOCKED,
+        model.CONNECTOR_AUTH_MECHANISM,
+        model.CONNECTOR_PERMISSION_GROUPS,
+    ],
     ("ex02", "ex03"): [model.CLOCK_SKEW, model.SPN_MISSING, model.KERBEROS_PORT_BLOCKED],
-    ("ex03", "ex01"): [model.CLOCK_SKEW, model.SPN_DUPLICATE, model.CONNECTOR_AUTH_MECHANISM],
+    ("ex03", "ex01"): [
+        model.CLOCK_SKEW,
+        model.SPN_DUPLICATE,
+        model.CONNECTOR_AUTH_MECHANISM,
+        model.CONNECTOR_PERMISSION_GROUPS,
+    ],
     ("ex03", "ex02"): [model.CLOCK_SKEW, model.SPN_NOT_REPLICATED, model.CONNECTOR_PERMISSION_GROUPS],
 }
 
@@ -77,6 +87,13 @@ def test_contoso_has_every_cause_of_both_articles() -> None:
     }
     assert not fleet.reachable("ex01", "dc03", "TCP", 88).ok
     assert fleet.reachable("ex01", "dc03", "UDP", 464).blocked_by == "firewall"
+    # Step 3 beyond the causes: ex03 lacks SMTP/EX03 too (hygiene), and its SMTPSVC SPN is on a wrong account.
+    ex03 = fleet.hosts["ex03"]
+    assert set(topology.smtp_spns(ex03)) - set(fleet.directory.spns("dc03", "EX03$")) == {
+        "SMTP/EX03",
+        "SMTPSVC/ex03.contoso.example",
+    }
+    assert fleet.directory.owners("dc03", "SMTPSVC/ex03.contoso.example") == ["svc-ex03-relay"]
     # KB 3212877: ex01 (CAPI2 logging on) and ex03 send incomplete chains, ex02 a complete one.
     trusted = {}
     for host in fleet.exchange_servers():
@@ -103,6 +120,20 @@ def test_contoso_has_every_cause_of_both_articles() -> None:
     }
     assert fleet.hosts["ex01"].events.query(CAPI2_OPERATIONAL, event_id=EVENT_CHAIN_POLICY)
     assert not fleet.hosts["ex03"].events.query(CAPI2_OPERATIONAL)
+    # Kerberos, without any LogLevel: the KDCs of ex01's senders (dc02, dc03) log its duplicate SPN (event 11), the
+    # senders to ex03 get KRB_AP_ERR_MODIFIED from it (event 4).
+    kerberos = {
+        name: sorted({(event.provider, event.event_id) for event in host.events.query(SYSTEM)})
+        for name, host in fleet.hosts.items()
+    }
+    assert kerberos == {
+        "dc01": [],
+        "dc02": [(model.KDC_PROVIDER, model.EVENT_KDC_DUPLICATE_NAME)],
+        "dc03": [(model.KDC_PROVIDER, model.EVENT_KDC_DUPLICATE_NAME)],
+        "ex01": [(model.KERBEROS_PROVIDER, model.EVENT_KRB_AP_ERR_MODIFIED)],
+        "ex02": [(model.KERBEROS_PROVIDER, model.EVENT_KRB_AP_ERR_MODIFIED)],
+        "ex03": [],
+    }
 
 
 def fix_contoso(fleet: Fleet) -> None:
@@ -113,13 +144,17 @@ def fix_contoso(fleet: Fleet) -> None:
         Type=("String", "NTP"), NtpServer=("String", "time.lab.example,0x8")
     )
     hosts["ex03"].registry[W32TIME_PARAMETERS.upper()]["Type"] = ("String", "NT5DS")
-    hosts["dc02"].services["W32Time"].status = "Running"
+    # Registry values take effect only once the service re-reads them, as on Windows.
+    assert (hosts["dc01"].w32time_config_update(), hosts["ex03"].w32time_config_update()) == (0, 0)
+    hosts["dc02"].start_service("W32Time")
     assert all(result.ok for result in model.resync_all(fleet).values())
     # Step 2: forced sync.
     assert all(result.ok for result in fleet.directory.replicate(force=True))
-    # Step 3: register the missing SPN, remove the duplicate.
-    fleet.directory.write("dc03", "EX03$", add=["SMTP/EX03"])
+    # Step 3: remove the duplicate; move ex03's SPN off the wrong account (the DC refuses it while another account
+    # holds it, so the removal comes first); register the hygiene SPN.
     fleet.directory.write("dc01", "svc-mailrelay", remove=["SMTPSVC/ex01.contoso.example"])
+    fleet.directory.write("dc03", "svc-ex03-relay", remove=["SMTPSVC/ex03.contoso.example"])
+    fleet.directory.write("dc03", "EX03$", add=["SMTPSVC/ex03.contoso.example", "SMTP/EX03"])
     # Step 4: the DC's inbound rules (the network block is reported, never changed).
     for dc, rule in (
         ("dc02", "KerberosKeyDistributionCenter-UDP-In"),
@@ -130,16 +165,18 @@ def fix_contoso(fleet: Fleet) -> None:
         found = firewall.rule(rule)
         assert found is not None
         found.enabled = True
-    # Step 6: Exchange authentication on the connectors that take internal mail.
-    for name, attribute, value in (
-        ("ex01", "auth_mechanism", "ExchangeServer"),
-        ("ex02", "permission_groups", "ExchangeServers"),
-    ):
+    # Step 6: Exchange authentication on the connectors that take internal mail, through Set-ReceiveConnector's
+    # validation: ex01 needs ExchangeServer before (here: with) ExchangeServers.
+    for name in ("ex01", "ex02"):
         exchange = hosts[name].exchange
         assert exchange is not None
         connector = exchange.connector(f"Default {name.upper()}")
         assert connector is not None
-        getattr(connector, attribute).append(value)
+        assert set_receive_connector(
+            connector,
+            auth_mechanism=[*connector.auth_mechanism, "ExchangeServer"],
+            permission_groups=[*connector.permission_groups, "ExchangeServers"],
+        )
     # 3212877 step 3: the intermediates into LocalMachine\CA.
     assert fleet.pki is not None
     for name in ("ex01", "ex03"):
@@ -207,6 +244,18 @@ def test_a_generated_fleet_of_hundreds_loads_and_retries_quickly() -> None:
         ),
         (lambda d: host_entry(d, "dc02").update(replication_partners=["ex01"]), "not another domain controller"),
         (lambda d: d["pki"].append({"name": "orphan", "issuer": "nobody"}), "unknown issuers"),
+        (
+            lambda d: host_entry(d, "ex01").update(
+                exchange={"receive_connectors": [{"name": "Default EX01", "auth_mechanism": ["Tls", "Integrated"]}]}
+            ),
+            r"ex01\.receive_connectors 'Default EX01': The ExchangeServers permission group requires",
+        ),
+        (
+            lambda d: host_entry(d, "ex01").update(
+                exchange={"receive_connectors": [{"name": "Relay", "auth_mechanism": ["Kerberos"]}]}
+            ),
+            r"Cannot convert value \"Kerberos\"",
+        ),
     ],
 )
 def test_the_schema_refuses_what_it_does_not_know(change: t.Callable[[Document], None], message: str) -> None:

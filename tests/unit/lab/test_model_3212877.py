@@ -14,11 +14,11 @@ import pytest
 from cryptography import x509
 
 from tests.lab import topology
-from tests.lab.certs import CERT_E_UNTRUSTEDROOT, thumbprint
-from tests.lab.exchange import EOP
-from tests.lab.fleet import Fleet
+from tests.lab.certs import CERT_E_CHAINING, CERT_E_UNTRUSTEDROOT, thumbprint
+from tests.lab.exchange import EOP, OFFICE365_SEND_CONNECTOR, SendConnector, tls_certificate_name
+from tests.lab.fleet import Fleet, HostState
 from tests.lab.smtp import CAPI2_PROVIDER, EVENT_CHAIN_POLICY, MailLab, wait_for
-from tests.lab.windows import CAPI2_OPERATIONAL
+from tests.lab.windows import CAPI2_OPERATIONAL, StoredCertificate
 from tests.unit.lab.conftest import host_entry
 
 Document = dict[str, t.Any]
@@ -86,7 +86,8 @@ def test_a_missing_intermediate_alone_makes_eop_refuse_and_importing_it_alone_le
         assert record.presented[0] == leaf.thumbprint and len(record.presented) == sent
         assert not record.attributed
         events = host.events.query(CAPI2_OPERATIONAL, provider=CAPI2_PROVIDER, event_id=EVENT_CHAIN_POLICY)
-        assert events and {event.data["Result.value"] for event in events} == {CERT_E_UNTRUSTEDROOT}
+        # An intermediate is nowhere in the host's stores, so CryptoAPI cannot build the chain: CERT_E_CHAINING.
+        assert events and {event.data["Result.value"] for event in events} == {CERT_E_CHAINING}
         assert events[-1].data["Certificate.fileRef"] == f"{leaf.thumbprint}.cer"
         assert len(presented_by_server(mail.ports["ex01"])) == sent
 
@@ -102,6 +103,38 @@ def test_a_missing_intermediate_alone_makes_eop_refuse_and_importing_it_alone_le
         assert len(mail.eop.records[-1].presented) == 1 + len(fleet.pki.intermediates())
         assert len(presented_by_server(mail.ports["ex01"])) == 1 + len(fleet.pki.intermediates())
         assert len(host.events.query(CAPI2_OPERATIONAL, event_id=EVENT_CHAIN_POLICY)) == count
+
+
+@pytest.mark.parametrize(
+    ("ca_store", "root_store", "status", "relay_code"),
+    [
+        pytest.param(["public-tls"], ["public-root"], "0", 250, id="complete-and-trusted"),
+        pytest.param([], ["public-root"], CERT_E_CHAINING, 550, id="intermediate-missing"),
+        pytest.param(["public-tls"], [], CERT_E_CHAINING, 250, id="root-nowhere"),
+        # The root imported into LocalMachine\CA instead of Root: the chain is complete but ends untrusted.
+        pytest.param(["public-tls", "public-root"], [], CERT_E_UNTRUSTEDROOT, 250, id="root-in-the-wrong-store"),
+    ],
+)
+def test_event_30_tells_a_missing_issuer_from_an_untrusted_root(
+    ca_store: list[str],
+    root_store: list[str],
+    status: str,
+    relay_code: int,
+    clean_document: Document,
+    load: t.Callable[[Document], Fleet],
+) -> None:
+    entry = host_entry(clean_document, "ex01")
+    entry["certificates"].update(ca=ca_store, root=root_store)
+    entry["capi2_logging"] = True
+    fleet = load(clean_document)
+    host = fleet.hosts["ex01"]
+    chain = host.smtp_chain()
+    assert chain is not None and chain.status == status
+    with MailLab(fleet, retry_interval=0) as mail:
+        # EOP judges what was sent (never the root), against its own roots: the host's Root store does not matter.
+        assert mail.relay(host).code == relay_code
+    events = host.events.query(CAPI2_OPERATIONAL, provider=CAPI2_PROVIDER, event_id=EVENT_CHAIN_POLICY)
+    assert [event.data["Result.value"] for event in events] == ([] if status == "0" else [status])
 
 
 def test_the_clean_fleet_relays_and_presents_complete_chains(
@@ -174,3 +207,141 @@ def test_the_background_retry_delivers_once_the_cause_is_gone(
             host.import_intermediates(fleet.pki.intermediates())
         assert wait_for(lambda: queue.last_error == "" and host.exchange is not None and host.exchange.relayed > 0)
         assert not mail.errors
+
+
+# --- the certificate a relay presents is the send connector's ----------------------------------------------------
+
+OTHER_NAME = "ex01.fabrikam.example"
+
+
+def _import_other(fleet: Fleet, host: HostState, subject: str) -> StoredCertificate:
+    """A second certificate in LocalMachine\\My, from the same public CA, not enabled for SMTP."""
+    assert fleet.pki is not None
+    leaf, key = fleet.pki.issue_leaf("public-tls", subject, [subject])
+    assert host.import_certificate("My", leaf, key)
+    return host.certificates.store("My")[thumbprint(leaf)]
+
+
+def _office365(host: HostState) -> SendConnector:
+    assert host.exchange is not None
+    connector = host.exchange.send_connector(OFFICE365_SEND_CONNECTOR)
+    assert connector is not None
+    return connector
+
+
+def _as_is(fleet: Fleet, host: HostState) -> StoredCertificate | None:
+    return host.smtp_certificate()
+
+
+def _names_other(fleet: Fleet, host: HostState) -> StoredCertificate | None:
+    other = _import_other(fleet, host, OTHER_NAME)
+    _office365(host).tls_certificate_name = tls_certificate_name(other.certificate)
+    return other
+
+
+def _names_good_one_not_enabled_for_smtp(fleet: Fleet, host: HostState) -> StoredCertificate | None:
+    # The SMTP-enabled certificate carries a name EOP does not know; the connector names a good one.
+    good = _import_other(fleet, host, "mail.contoso.example")
+    _office365(host).tls_certificate_name = tls_certificate_name(good.certificate)
+    return good
+
+
+def _name_written_differently(fleet: Fleet, host: HostState) -> StoredCertificate | None:
+    # Other case, no blanks after the separators: the same issuer and subject.
+    connector = _office365(host)
+    connector.tls_certificate_name = (
+        "<I>o=mailflow lab test pki,cn=lab public tls issuing ca<S>O=MAILFLOW LAB TEST PKI,CN=MAIL.CONTOSO.EXAMPLE"
+    )
+    return host.smtp_certificate()
+
+
+def _names_nothing_in_my(fleet: Fleet, host: HostState) -> StoredCertificate | None:
+    _office365(host).tls_certificate_name = "<I>CN=Some Other CA<S>CN=mail.contoso.example"
+    return None
+
+
+def _without_private_key(fleet: Fleet, host: HostState) -> StoredCertificate | None:
+    entry = host.smtp_certificate()
+    assert entry is not None
+    entry.private_key = None  # imported from a .cer: the certificate without its key
+    return None
+
+
+def _no_name(fleet: Fleet, host: HostState) -> StoredCertificate | None:
+    _office365(host).tls_certificate_name = None
+    return None
+
+
+@pytest.mark.parametrize(
+    ("change", "smtp_subject", "code"),
+    [
+        (_as_is, None, 250),
+        (_names_other, None, 550),
+        (_names_good_one_not_enabled_for_smtp, OTHER_NAME, 250),
+        (_name_written_differently, None, 250),
+        (_names_nothing_in_my, None, 550),
+        (_without_private_key, None, 550),
+        (_no_name, None, 550),
+    ],
+    ids=lambda value: value.__name__.strip("_") if callable(value) else None,
+)
+def test_a_relay_presents_the_certificate_its_send_connector_names(
+    change: t.Callable[[Fleet, HostState], StoredCertificate | None],
+    smtp_subject: str | None,
+    code: int,
+    clean_document: Document,
+    load: t.Callable[[Document], Fleet],
+) -> None:
+    if smtp_subject is not None:
+        host_entry(clean_document, "ex01")["certificates"]["smtp"] = {"subject": smtp_subject}
+    fleet = load(clean_document)
+    host = fleet.hosts["ex01"]
+    presented = change(fleet, host)
+    with MailLab(fleet, retry_interval=0) as mail:
+        reply = mail.relay(host)
+        assert mail.eop is not None
+        record = mail.eop.records[-1]
+    assert (reply.code, reply.text.split()[1]) == (code, "2.6.0" if code == 250 else "5.7.64")
+    assert record.presented[:1] == ([presented.thumbprint] if presented is not None else [])
+
+
+def test_every_exchange_host_gets_an_office365_connector_naming_its_smtp_certificate(
+    clean_document: Document, load: t.Callable[[Document], Fleet]
+) -> None:
+    fleet = load(clean_document)
+    assert fleet.eop is not None
+    for host in fleet.exchange_servers():
+        assert host.exchange is not None
+        assert [connector.snapshot() for connector in host.exchange.send_connectors] == [
+            {
+                "name": "Outbound to Office 365",
+                "address_spaces": ["*"],
+                "smart_hosts": ["contoso-example.mail.protection.outlook.com"],
+                "tls_certificate_name": "<I>O=Mailflow Lab Test PKI, CN=Lab Public TLS Issuing CA"
+                "<S>O=Mailflow Lab Test PKI, CN=mail.contoso.example",
+                "require_tls": True,
+                "enabled": True,
+            }
+        ]
+
+
+def test_a_fleet_file_plants_send_connectors_over_the_default(
+    clean_document: Document, load: t.Callable[[Document], Fleet]
+) -> None:
+    host_entry(clean_document, "ex01")["exchange"] = {
+        "send_connectors": [
+            {"name": "Outbound to Office 365", "tls_certificate_name": "<I>CN=Old CA<S>CN=mail.contoso.example"},
+            {"name": "To Fabrikam", "address_spaces": ["fabrikam.example"], "smart_hosts": ["mx.fabrikam.example"]},
+        ]
+    }
+    fleet = load(clean_document)
+    host = fleet.hosts["ex01"]
+    assert host.exchange is not None
+    office365 = host.exchange.send_connector("Outbound to Office 365")
+    assert office365 is not None and office365.smart_hosts == ["contoso-example.mail.protection.outlook.com"]
+    # The most specific address space routes; the Fabrikam connector names no certificate, so none is presented.
+    assert host.exchange.route("fabrikam.example") is host.exchange.send_connector("To Fabrikam")
+    assert host.exchange.route("contoso.example") is office365
+    with MailLab(fleet, retry_interval=0) as mail:
+        assert mail.relay(host).code == 550
+        assert mail.eop is not None and mail.eop.records[-1].presented == []

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.lab import model, topology
+from tests.lab.exchange import set_receive_connector
 from tests.lab.fleet import Fleet
 from tests.lab.windows import APPLICATION, SYSTEM
 from tests.unit.lab.conftest import host_entry
@@ -39,10 +40,22 @@ def _register_spn(fleet: Fleet) -> None:
     assert fleet.directory.write("dc02", "EX02$", add=["SMTPSVC/ex02.contoso.example"]) is not None
 
 
+def _wrong_account(document: Document) -> None:
+    # Registered on a service account instead of EX02$: the KDC issues a ticket ex02 cannot decrypt.
+    _spn_absent(document)
+    _duplicate(document)
+
+
+def _move_spn_to_the_server(fleet: Fleet) -> None:
+    # The DC refuses the SPN while svc-relay holds it, so it leaves svc-relay first (setspn -S would refuse too).
+    assert fleet.directory.write("dc01", "svc-relay", remove=["SMTPSVC/ex02.contoso.example"]) is not None
+    assert fleet.directory.write("dc01", "EX02$", add=["SMTPSVC/ex02.contoso.example"]) is not None
+
+
 def _not_replicated(document: Document) -> None:
-    host_entry(document, "ex02")["computer_account"] = {"spns_absent": ["SMTP/EX02"]}
+    _spn_absent(document)
     host_entry(document, "dc01")["replication_partners"] = [{"source": "dc02", "last_result": 1722}]
-    document["directory"] = {"pending": [{"dc": "dc02", "account": "EX02$", "add": ["SMTP/EX02"]}]}
+    document["directory"] = {"pending": [{"dc": "dc02", "account": "EX02$", "add": ["SMTPSVC/ex02.contoso.example"]}]}
 
 
 def _force_sync(fleet: Fleet) -> None:
@@ -86,13 +99,15 @@ def _connector(**settings: list[str]) -> t.Callable[[Document], None]:
     return introduce
 
 
-def _add_to_connector(attribute: str, value: str) -> t.Callable[[Fleet], None]:
+def _set_connector(**settings: list[str]) -> t.Callable[[Fleet], None]:
+    """Set-ReceiveConnector on ex02's internal connector, with Exchange's validation."""
+
     def fix(fleet: Fleet) -> None:
         exchange = fleet.hosts["ex02"].exchange
         assert exchange is not None
         connector = exchange.connector("Default EX02")
         assert connector is not None
-        getattr(connector, attribute).append(value)
+        assert set_receive_connector(connector, **settings)
 
     return fix
 
@@ -100,19 +115,22 @@ def _add_to_connector(attribute: str, value: str) -> t.Callable[[Fleet], None]:
 CASES = [
     Case(model.CLOCK_SKEW, _skew, _resync),
     Case(model.SPN_MISSING, _spn_absent, _register_spn),
+    Case(model.SPN_MISSING, _wrong_account, _move_spn_to_the_server),
     Case(model.SPN_NOT_REPLICATED, _not_replicated, _force_sync),
     Case(model.SPN_DUPLICATE, _duplicate, _remove_duplicate),
     Case(model.KERBEROS_PORT_BLOCKED, _network_block, _unblock_network),
     Case(model.KERBEROS_PORT_BLOCKED, _firewall_rule, _enable_rule),
+    # Externally secured: the one valid connector that grants ExchangeServers without offering ExchangeServer. The fix
+    # must drop ExternalAuthoritative, which Exchange allows beside Tls only.
     Case(
         model.CONNECTOR_AUTH_MECHANISM,
-        _connector(auth_mechanism=["Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS"]),
-        _add_to_connector("auth_mechanism", "ExchangeServer"),
+        _connector(auth_mechanism=["Tls", "ExternalAuthoritative"], permission_groups=["ExchangeServers"]),
+        _set_connector(auth_mechanism=["Tls", "ExchangeServer"]),
     ),
     Case(
         model.CONNECTOR_PERMISSION_GROUPS,
         _connector(permission_groups=["ExchangeUsers", "ExchangeLegacyServers"]),
-        _add_to_connector("permission_groups", "ExchangeServers"),
+        _set_connector(permission_groups=["ExchangeUsers", "ExchangeServers", "ExchangeLegacyServers"]),
     ),
 ]
 IDS = [f"{case.cause}-{case.introduce.__name__.strip('_')}" for case in CASES]
@@ -167,18 +185,19 @@ def test_one_cause_alone_makes_the_symptom_and_fixing_it_alone_clears_it(
 
 
 @pytest.mark.parametrize(
-    ("cause", "introduce", "host", "event_id", "code"),
+    ("introduce", "host", "code"),
     [
-        (model.CLOCK_SKEW, _skew, "ex02", model.EVENT_KERBEROS_ERROR, "0x25"),
-        (model.SPN_MISSING, _spn_absent, "ex01", model.EVENT_KERBEROS_ERROR, "0x7"),
-        (model.SPN_DUPLICATE, _duplicate, "ex02", model.EVENT_KERBEROS_ERROR, "0x29"),
+        (_skew, "ex02", "0x25"),
+        (_spn_absent, "ex01", "0x7"),
+        (_not_replicated, "ex01", "0x7"),
+        (_duplicate, "ex01", "0x7"),  # the KDC refuses a ticket for a name two accounts hold
+        (_wrong_account, "ex01", "0x29"),  # ex02 cannot decrypt the ticket and says so
     ],
+    ids=["clock-skew", "spn-missing", "spn-not-replicated", "spn-duplicate", "spn-on-a-wrong-account"],
 )
 def test_kerberos_logging_shows_the_error_once_loglevel_is_set(
-    cause: str,
     introduce: t.Callable[[Document], None],
     host: str,
-    event_id: int,
     code: str,
     clean_document: Document,
     load: t.Callable[[Document], Fleet],
@@ -192,19 +211,63 @@ def test_kerberos_logging_shows_the_error_once_loglevel_is_set(
     # KB 979174 step 5, as the kerberos_log_level twin writes it.
     fleet.hosts[host].registry[model.KERBEROS_PARAMETERS.upper()] = {"LogLevel": ("DWord", 1)}
     model.settle(fleet)
-    events = fleet.hosts[host].events.query(SYSTEM, provider=model.KERBEROS_PROVIDER, event_id=event_id)
-    assert [event.data["ErrorCode"] for event in events] == [code]
+    events = fleet.hosts[host].events.query(
+        SYSTEM, provider=model.KERBEROS_PROVIDER, event_id=model.EVENT_KERBEROS_ERROR
+    )
+    assert [(event.data["ErrorCode"], event.data["TargetName"]) for event in events] == [
+        (code, "SMTPSVC/ex02.contoso.example")
+    ]
 
 
-def test_a_duplicate_spn_is_logged_by_the_client_without_kerberos_logging(
-    clean_document: Document, load: t.Callable[[Document], Fleet]
+DUPLICATE_NAME = (model.KDC_PROVIDER, model.EVENT_KDC_DUPLICATE_NAME)
+AP_ERR_MODIFIED = (model.KERBEROS_PROVIDER, model.EVENT_KRB_AP_ERR_MODIFIED)
+
+
+@pytest.mark.parametrize(
+    ("introduce", "kdc_events", "client_events"),
+    [
+        # The KDC of the sender (dc01 for ex01) logs the duplicate; the client gets no ticket, so logs no event 4.
+        (
+            _duplicate,
+            [(*DUPLICATE_NAME, {"Name": "SMTPSVC/ex02.contoso.example", "Type": "DS_SERVICE_PRINCIPAL_NAME"})],
+            [],
+        ),
+        # A single wrong account: the KDC is content, the client logs event 4 without any LogLevel.
+        (_wrong_account, [], [(*AP_ERR_MODIFIED, {"Server": "EX02$", "TargetName": "SMTPSVC/ex02.contoso.example"})]),
+        (_spn_absent, [], []),
+    ],
+    ids=["duplicate", "wrong-account", "missing"],
+)
+def test_what_kerberos_logs_without_kerberos_logging(
+    introduce: t.Callable[[Document], None],
+    kdc_events: list[tuple[str, int, dict[str, str]]],
+    client_events: list[tuple[str, int, dict[str, str]]],
+    clean_document: Document,
+    load: t.Callable[[Document], Fleet],
 ) -> None:
-    _duplicate(clean_document)
+    introduce(clean_document)
     fleet = load(clean_document)
     topology.submit(fleet, fleet.hosts["ex01"], "ex02", 1)
     model.settle(fleet)
-    [event] = fleet.hosts["ex01"].events.query(SYSTEM, event_id=model.EVENT_KRB_AP_ERR_MODIFIED)
-    assert event.data["Owners"] == {"SMTPSVC/ex02.contoso.example": ["EX02$", "svc-relay"]}
+    logged = {
+        name: [(event.provider, event.event_id, event.data) for event in fleet.hosts[name].events.query(SYSTEM)]
+        for name in ("dc01", "dc02", "ex01", "ex02")
+    }
+    assert logged == {"dc01": kdc_events, "dc02": [], "ex01": client_events, "ex02": []}
+
+
+@pytest.mark.parametrize(
+    "spn", ["SMTP/EX02", "SMTP/ex02.contoso.example", "SMTPSVC/EX02"], ids=["smtp-short", "smtp-fqdn", "smtpsvc-short"]
+)
+def test_the_other_spns_of_step_3_are_hygiene_not_a_cause(
+    spn: str, clean_document: Document, load: t.Callable[[Document], Fleet]
+) -> None:
+    host_entry(clean_document, "ex02")["computer_account"] = {"spns_absent": [spn]}
+    clean_document["accounts"] = [{"name": "svc-relay", "kind": "user", "spns": [spn.replace("EX02", "ex02")]}]
+    fleet = load(clean_document)
+    assert spn in topology.smtp_spns(fleet.hosts["ex02"])
+    assert spn not in fleet.directory.spns("dc01", "EX02$")
+    assert model.causes_by_pair(fleet)[("ex01", "ex02")] == []
 
 
 def test_a_persistent_replication_failure_survives_a_forced_sync(
@@ -228,13 +291,14 @@ def test_a_change_is_seen_where_it_was_made_before_it_replicates(
 ) -> None:
     fleet = load(clean_document)
     directory = fleet.directory
-    directory.write("dc02", "EX01$", remove=["SMTP/EX01"])
-    assert "SMTP/EX01" not in directory.spns("dc02", "EX01$")
-    assert "SMTP/EX01" in directory.spns("dc01", "EX01$")
+    spn = "SMTPSVC/ex01.contoso.example"
+    directory.write("dc02", "EX01$", remove=[spn])
+    assert spn not in directory.spns("dc02", "EX01$")
+    assert spn in directory.spns("dc01", "EX01$")
     # ex02 authenticates against dc02, which already lacks the SPN; ex01's own DC does not matter for ex02 -> ex01.
     assert model.causes_by_pair(fleet)[("ex02", "ex01")] == [model.SPN_MISSING]
     directory.replicate(force=False)
-    assert "SMTP/EX01" not in directory.spns("dc01", "EX01$")
+    assert spn not in directory.spns("dc01", "EX01$")
 
 
 @pytest.mark.parametrize(
