@@ -9,8 +9,16 @@ serves, and fills in the hooks ``read_state``, ``plan``, ``apply`` and ``render`
 
 - arguments are validated before the host is touched (a bad argument never costs a round trip);
 - check mode takes the same decision as a real run and writes nothing;
-- the result has one shape: ``changed``, ``diff``, ``article``, ``step``, ``found`` and ``changes``;
-- a change is verified against the state the change script returns, without a third round trip.
+- the result has one shape: ``changed``, ``article``, ``step``, ``found``, ``changes`` and ``unfixable`` (what the
+  module found wrong but cannot fix here, in an administrator's words: a network firewall between two hosts, a
+  setting that Group Policy enforces), plus ``diff`` in diff mode;
+- a change is verified against the state the change script returns, without a third round trip;
+- a module that reaches Active Directory or Exchange from the host (``REACHES``) takes the ``domain_*`` options
+  (``with_domain_options``) and fails with a message that names the second hop when the host cannot authenticate
+  onward.
+
+An unfixable finding never fails a task by itself: the host's other checks still run, the finding is returned in
+``unfixable`` and shown as a warning, and a CI gate counts it. A task fails when a change it made did not take.
 """
 
 from __future__ import annotations
@@ -25,12 +33,51 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.mailflow.remediation.plugins.plugin_utils._host_script import (
     HostScriptError,
+    HostScriptRaised,
     HostUnreachable,
     run_host_script,
 )
 
 # The connection plugins that carry the collection's host scripts (ansible.builtin.winrm and ansible.builtin.psrp).
 SUPPORTED_CONNECTIONS = ("winrm", "psrp")
+
+# The options of every module that reaches Active Directory or Exchange from the host, as microsoft.ad names them;
+# set once for all with module_defaults and the action group mailflow.remediation.mailflow.
+DOMAIN_OPTIONS: dict[str, dict[str, t.Any]] = {
+    "domain_server": {"type": "str"},
+    "domain_username": {"type": "str"},
+    "domain_password": {"type": "str", "no_log": True},
+}
+# How Windows reports that a host could not authenticate onward, by exception type and HResult (never by message,
+# which is localized). None: any HResult of that type.
+ONWARD_FAILURES: dict[str, tuple[int, ...] | None] = {
+    # ADSI from a logon without network credentials: "An operations error occurred." (0x80072020).
+    "System.DirectoryServices.DirectoryServicesCOMException": (-2147016672,),
+    # System.DirectoryServices.ActiveDirectory: "Current security context is not associated with an AD domain".
+    "System.DirectoryServices.ActiveDirectory.ActiveDirectoryOperationException": None,
+    # New-PSSession to the Exchange endpoint: Kerberos without a ticket or a password (0x8009030E and others).
+    "System.Management.Automation.Remoting.PSRemotingTransportException": None,
+}
+LOGON_FAILURE = -2147023570  # 0x8007052E: explicit credentials that the DC refused
+SECOND_HOP_WAYS_OUT = (
+    "this is the second hop: a WinRM logon by NTLM holds no credentials the host can pass on. Give "
+    "domain_username and domain_password (once for every module: module_defaults for the group "
+    "mailflow.remediation.mailflow), or connect with Kerberos delegation (ansible_winrm_kerberos_delegation: true) "
+    "or CredSSP (ansible_winrm_transport: credssp, ansible_psrp_auth: credssp)"
+)
+
+
+def with_domain_options(spec: ArgumentSpec) -> ArgumentSpec:
+    """A module's argument spec with the domain_* options added."""
+    together = [*spec.get("required_together", []), ("domain_username", "domain_password")]
+    return ArgumentSpec(
+        **{**spec, "argument_spec": {**spec["argument_spec"], **DOMAIN_OPTIONS}}, required_together=together
+    )
+
+
+def domain_params(params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The domain_* options as a host script's parameters (its contract declares them as inputs)."""
+    return {name: params.get(name) for name in DOMAIN_OPTIONS}
 
 
 class ArgumentSpec(t.TypedDict, total=False):
@@ -44,11 +91,13 @@ class ArgumentSpec(t.TypedDict, total=False):
 
 @dataclass(frozen=True)
 class Plan:
-    """What a run decided: the changes in an administrator's words and the state they lead to."""
+    """What a run decided: the changes in an administrator's words and the state they lead to, and what is wrong
+    but cannot be fixed here (in an administrator's words too)."""
 
     changes: list[str] = field(default_factory=list)
     expected: t.Any = None
     change_params: dict[str, t.Any] | None = None
+    unfixable: list[str] = field(default_factory=list)
 
 
 class ArgumentError(Exception):
@@ -70,6 +119,8 @@ class MailflowAction(ActionBase):
     ARTICLE: t.ClassVar[str]
     STEP: t.ClassVar[str]
     SUBJECT: t.ClassVar[str]
+    # What the module's scripts reach beyond the host ("Active Directory", "Exchange"), or None: the host alone.
+    REACHES: t.ClassVar[str | None] = None
 
     # --- hooks -------------------------------------------------------------------------------------------------
     def check_arguments(self, params: dict[str, t.Any]) -> None:
@@ -121,11 +172,24 @@ class MailflowAction(ActionBase):
         except HostUnreachable as exc:
             result.update(unreachable=True, msg=str(exc), script=exc.script)
             return result
+        except HostScriptRaised as exc:
+            host = str((task_vars or {}).get("inventory_hostname", "the host"))
+            result.update(
+                failed=True, msg=self._explain(exc, params, host), script=exc.script, error_type=exc.error_type
+            )
+            return result
         except HostScriptError as exc:
             result.update(failed=True, msg=str(exc), script=exc.script)
             return result
 
-        result.update(changed=bool(plan.changes), found=self.render(before).strip(), changes=plan.changes)
+        result.update(
+            changed=bool(plan.changes),
+            found=self.render(before).strip(),
+            changes=plan.changes,
+            unfixable=plan.unfixable,
+        )
+        if plan.unfixable:
+            result["warnings"] = [f"cannot be fixed by this module: {item}" for item in plan.unfixable]
         if self._task.diff:
             result["diff"] = dict(
                 before=self.render(before),
@@ -135,6 +199,24 @@ class MailflowAction(ActionBase):
             )
         result.update(self.report(params, before, after))
         return result
+
+    def _explain(self, exc: HostScriptRaised, params: dict[str, t.Any], host: str) -> str:
+        """The failure in an administrator's words; onward authentication failures say what to do about them."""
+        if self.REACHES is None:
+            return str(exc)
+        fqcn = self._task.resolved_action or self._task.action
+        if params.get("domain_username") and exc.hresult == LOGON_FAILURE:
+            return (
+                f"{fqcn}: {self.REACHES} refused domain_username {params['domain_username']!r} from {host}: "
+                f"{exc.error_type}: {exc.error_message}"
+            )
+        hresults = ONWARD_FAILURES.get(exc.error_type, ())
+        if not params.get("domain_username") and (hresults is None or exc.hresult in hresults):
+            return (
+                f"{fqcn} could not authenticate from {host} to {self.REACHES} "
+                f"({exc.error_type}: {exc.error_message}); {SECOND_HOP_WAYS_OUT}"
+            )
+        return str(exc)
 
     def _validated_arguments(self) -> dict[str, t.Any]:
         """The task's arguments, validated and normalized; a bad one fails the task before any host contact."""

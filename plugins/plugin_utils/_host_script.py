@@ -11,10 +11,13 @@ host (``# writes AREA: WHAT``). TYPE is ``str``, ``int``, ``float``, ``bool``, `
 ISO 8601 string) or ``any``; a ``?`` suffix admits null (for an input: it may be left out, and is then sent as
 null); a ``str`` input may list its choices, ``str read|set|remove``.
 
+A script may use libraries, ``host_scripts/lib/NAME.ps1`` (``# requires NAME``), which define functions that several
+scripts share.
+
 Every run sends the same small command line, ``bootstrap.ps1`` as ``PowerShell -EncodedCommand``, and carries the
-script and its parameters on stdin as two ASCII JSON lines (cmd.exe, which WinRM's cmd shell goes through, stops a
-command line at 8,191 characters; a console code page would garble anything that is not ASCII). The bootstrap
-runs the script with the parameters as an object and writes one JSON document to stdout:
+script, its libraries and its parameters on stdin as two ASCII JSON lines (cmd.exe, which WinRM's cmd shell goes
+through, stops a command line at 8,191 characters; a console code page would garble anything that is not ASCII).
+The bootstrap runs the script with the parameters as an object and writes one JSON document to stdout:
 ``{"script": NAME, "version": N, "ok": true, "result": {...}}`` or, when an exception escaped the script,
 ``{"script": NAME, "version": N, "ok": false, "error": {"type": ..., "message": ..., "hresult": ...}}``.
 """
@@ -35,8 +38,11 @@ if t.TYPE_CHECKING:
     from ansible.plugins.action import ActionBase
 
 SCRIPT_DIR = Path(__file__).resolve().parent / "host_scripts"
+LIBRARY_DIR = SCRIPT_DIR / "lib"
 BOOTSTRAP_PATH = Path(__file__).resolve().parent / "bootstrap.ps1"
 HEADER_PATTERN = re.compile(r"^# mailflow-host-script: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
+LIBRARY_HEADER_PATTERN = re.compile(r"^# mailflow-host-library: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
+REQUIRES_PATTERN = re.compile(r"^# requires (?P<name>[a-z][a-z0-9_]*)$")
 BOOTSTRAP_HEADER = "# mailflow-bootstrap v1"
 CONTRACT_PATTERN = re.compile(r"^# (?P<section>input|output|writes) (?P<name>[A-Za-z0-9_-]+): (?P<spec>.+)$")
 TYPES = ("str", "int", "float", "bool", "list", "dict", "datetime", "any")
@@ -119,11 +125,30 @@ class Contract:
 
 
 @dataclass(frozen=True)
+class HostLibrary:
+    """Functions that several host scripts share (binding to the directory, a session to Exchange).
+
+    A library defines functions only; the bootstrap dot-sources it before the script runs. It takes what it needs
+    as arguments, never from ``$params``, and writes nothing itself, so a script's contract stays checkable from the
+    script's own text.
+    """
+
+    name: str
+    version: int
+    text: str
+
+    @property
+    def wire_text(self) -> str:
+        return wire_text(self.text)
+
+
+@dataclass(frozen=True)
 class HostScript:
     name: str
     version: int
     text: str
     contract: Contract
+    libraries: tuple[HostLibrary, ...] = ()
 
     @property
     def wire_text(self) -> str:
@@ -175,10 +200,8 @@ def wire_text(text: str) -> str:
 def parse_contract(name: str, text: str) -> Contract:
     """The contract a script's header comments declare; a malformed declaration is an error of the collection."""
     contract = Contract()
-    for line in text.splitlines()[1:]:
-        if not line.startswith("#"):
-            break
-        match = CONTRACT_PATTERN.match(line.rstrip())
+    for line in _header_comments(text):
+        match = CONTRACT_PATTERN.match(line)
         if match is None:
             continue
         section, key, spec = match.group("section"), match.group("name"), match.group("spec").strip()
@@ -201,13 +224,43 @@ def parse_contract(name: str, text: str) -> Contract:
 
 @functools.cache
 def load_host_script(name: str) -> HostScript:
-    """Read ``host_scripts/NAME.ps1``, check that its header names it, and read its contract."""
+    """Read ``host_scripts/NAME.ps1``, check that its header names it, and read its contract and libraries."""
     path = SCRIPT_DIR / f"{name}.ps1"
     text = path.read_text(encoding="utf-8")
     header = HEADER_PATTERN.match(text.splitlines()[0] if text else "")
     if header is None or header.group("name") != name:
         raise ValueError(f"{path.name}: the first line must be '# mailflow-host-script: {name} vN'")
-    return HostScript(name=name, version=int(header.group("version")), text=text, contract=parse_contract(name, text))
+    required = [match.group("name") for line in _header_comments(text) if (match := REQUIRES_PATTERN.match(line))]
+    return HostScript(
+        name=name,
+        version=int(header.group("version")),
+        text=text,
+        contract=parse_contract(name, text),
+        libraries=tuple(load_host_library(library) for library in required),
+    )
+
+
+@functools.cache
+def load_host_library(name: str) -> HostLibrary:
+    """Read ``host_scripts/lib/NAME.ps1`` and check that its header names it."""
+    path = LIBRARY_DIR / f"{name}.ps1"
+    if not path.is_file():
+        raise ValueError(f"no host library {name} (host_scripts/lib/{name}.ps1)")
+    text = path.read_text(encoding="utf-8")
+    header = LIBRARY_HEADER_PATTERN.match(text.splitlines()[0] if text else "")
+    if header is None or header.group("name") != name:
+        raise ValueError(f"lib/{path.name}: the first line must be '# mailflow-host-library: {name} vN'")
+    return HostLibrary(name=name, version=int(header.group("version")), text=text)
+
+
+def _header_comments(text: str) -> list[str]:
+    """The comment lines that open a script, after its first line: where its contract and requirements are."""
+    lines = []
+    for line in text.splitlines()[1:]:
+        if not line.startswith("#"):
+            break
+        lines.append(line.rstrip())
+    return lines
 
 
 @functools.cache
@@ -241,7 +294,12 @@ def wire_params(script: HostScript, params: t.Mapping[str, t.Any]) -> dict[str, 
 def build_invocation(shell: t.Any, script: HostScript, params: t.Mapping[str, t.Any]) -> tuple[str, bytes]:
     """The command line and the stdin of one run: the fixed bootstrap, and the script with its parameters."""
     command = str(shell._encode_script(wire_text(bootstrap_text())))
-    envelope = {"name": script.name, "version": script.version, "script": script.wire_text}
+    envelope = {
+        "name": script.name,
+        "version": script.version,
+        "script": script.wire_text,
+        "libraries": [library.wire_text for library in script.libraries],
+    }
     # ensure_ascii: stdin goes through the console's code page, in which only ASCII is safe.
     stdin = "\n".join(json.dumps(line, ensure_ascii=True, separators=(",", ":")) for line in (envelope, params))
     return command, (stdin + "\n").encode("ascii")

@@ -21,10 +21,11 @@ import typing as t
 from dataclasses import dataclass
 
 HEADER_PATTERN = re.compile(r"^# mailflow-host-script: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
+LIBRARY_HEADER_PATTERN = re.compile(r"^# mailflow-host-library: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
 BOOTSTRAP_HEADER = "# mailflow-bootstrap v1"
 # The bootstrap's text as the lab was reviewed against it (its wire form, see normalized()); the lab's emulation of
 # it is run_script_text in server.py. tests/unit/lab/test_twin_discipline.py fails when the two part ways.
-BOOTSTRAP_SHA256 = "fb28b477e320193217bea06a74d856e3f121365e6411f4e79cb8fccd9dc42499"
+BOOTSTRAP_SHA256 = "385cbd6728ce83717d6008fc38804c5d74140b3edab6815530498506f993cfb5"
 ANSIBLE_PREFIX = "Set-StrictMode -Version Latest"
 ANSIBLE_SUFFIX = (
     "If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) "
@@ -44,7 +45,8 @@ class ScriptRefused(Exception):
 class ReceivedScript:
     name: str
     version: int
-    sha256: str
+    sha256: str  # of the script and, in order, the libraries it came with: what its twin was reviewed against
+    libraries: tuple[str, ...] = ()  # names of the libraries, as their headers give them
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,9 @@ def normalized(text: str) -> str:
     return "\n".join(kept)
 
 
-def script_sha256(text: str) -> str:
-    return hashlib.sha256(normalized(text).encode("utf-8")).hexdigest()
+def script_sha256(text: str, libraries: t.Sequence[str] = ()) -> str:
+    """The hash a twin records: of the script's wire form and, after it, each library's, in the order sent."""
+    return hashlib.sha256("\n".join(normalized(part) for part in (text, *libraries)).encode("utf-8")).hexdigest()
 
 
 def command_line_length(command: str, arguments: t.Sequence[str]) -> int:
@@ -117,17 +120,25 @@ def check_bootstrap(text: str) -> None:
         )
 
 
-def identify(script_text: str) -> ReceivedScript:
-    """Name, version and hash of a host script, as it came in the bootstrap's request."""
+def identify(script_text: str, libraries: t.Sequence[str] = ()) -> ReceivedScript:
+    """Name, version and hash of a host script and its libraries, as they came in the bootstrap's request."""
     lines = normalized(script_text).splitlines()
     header = HEADER_PATTERN.match(lines[0]) if lines else None
     if header is None:
         first = lines[0][:80] if lines else "(empty)"
         raise ScriptRefused(f"not a mailflow host script (first line: {first!r})")
+    names = []
+    for library in libraries:
+        first_line = normalized(library).split("\n", 1)[0]
+        library_header = LIBRARY_HEADER_PATTERN.match(first_line)
+        if library_header is None:
+            raise ScriptRefused(f"not a mailflow host library (first line: {first_line[:80]!r})")
+        names.append(library_header.group("name"))
     return ReceivedScript(
         name=header.group("name"),
         version=int(header.group("version")),
-        sha256=hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest(),
+        sha256=script_sha256(script_text, libraries),
+        libraries=tuple(names),
     )
 
 
@@ -151,7 +162,11 @@ def read_request(lines: t.Sequence[str]) -> Request:
         raise BootstrapFailed("System.ArgumentException", f"Invalid JSON primitive: {exc}") from exc
     if not isinstance(request, dict) or not isinstance(request.get("script"), str):
         raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no script in the request")
-    received = identify(request["script"])
+    libraries = request.get("libraries")
+    if not isinstance(libraries, list) or not all(isinstance(item, str) for item in libraries):
+        # Under Set-StrictMode, reading a property the request lacks is an error of its own.
+        raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no libraries in the request")
+    received = identify(request["script"], libraries)
     if (request.get("name"), request.get("version")) != (received.name, received.version):
         raise ScriptRefused(
             f"the request names {request.get('name')!r} v{request.get('version')!r} but carries "

@@ -49,13 +49,20 @@ class EmulatedHost:
         }
 
 
-def make_action(action_class: type, args: dict[str, t.Any], host: EmulatedHost, *, check_mode: bool = False) -> t.Any:
+def make_action(
+    action_class: type,
+    args: dict[str, t.Any],
+    host: EmulatedHost,
+    *,
+    check_mode: bool = False,
+    fqcn: str = "mailflow.remediation.kerberos_logging",
+) -> t.Any:
     task = MagicMock()
     task.args = dict(args)
     task.check_mode = check_mode
     task.diff = True
     task.async_val = 0
-    task.action = task.resolved_action = "mailflow.remediation.kerberos_logging"
+    task.action = task.resolved_action = fqcn
     connection = MagicMock()
     connection.transport = "winrm"
     connection._shell = shell_loader.get("powershell")

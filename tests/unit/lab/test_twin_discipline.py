@@ -52,9 +52,10 @@ def test_every_script_has_a_twin_written_against_this_exact_text(path: Path) -> 
     assert twin.version == script.version, (
         f"{path.name} is v{script.version}, its twin was written against v{twin.version}"
     )
-    assert twin.sha256 == script_sha256(script.text), (
-        f"{path.name} changed since its twin was reviewed: revisit tests/lab/twins/{script.name}.py and record "
-        f"SHA256 = {script_sha256(script.text)!r}"
+    expected = script_sha256(script.text, [library.text for library in script.libraries])
+    assert twin.sha256 == expected, (
+        f"{path.name} or a library it requires changed since its twin was reviewed: revisit "
+        f"tests/lab/twins/{script.name}.py and record SHA256 = {expected!r}"
     )
 
 

@@ -15,13 +15,17 @@ import pytest
 from ansible_collections.mailflow.remediation.plugins.plugin_utils._host_script import (
     BOOTSTRAP_PATH,
     HEADER_PATTERN,
+    LIBRARY_DIR,
+    LIBRARY_HEADER_PATTERN,
     SCRIPT_DIR,
+    load_host_library,
     load_host_script,
     wire_text,
 )
 from tests.powershell import contract_problems, parse, powershell_7_only, script_facts, syntax_error, walk
 
 SCRIPTS = sorted(SCRIPT_DIR.glob("*.ps1"))
+LIBRARIES = sorted(LIBRARY_DIR.glob("*.ps1"))
 EVERY_PS1 = sorted(Path(SCRIPT_DIR).parents[1].rglob("*.ps1"))
 # Tools whose output is text for people, localized: a script may run them for their effect, never read what they print.
 LOCALIZED_TOOLS = re.compile(r"\b(w32tm|setspn|repadmin|netsh|nltest|dcdiag|certutil)(\.exe)?\b", re.IGNORECASE)
@@ -101,6 +105,28 @@ def test_host_script_rules(path: Path) -> None:
             assert re.match(r"\s*\$null\s*=", line) or line.rstrip().endswith("| Out-Null"), (
                 f"{path.name}: a localized tool's output must be discarded: {line.strip()}"
             )
+
+
+@pytest.mark.parametrize("path", LIBRARIES, ids=lambda path: path.name)
+def test_host_library_rules(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    header = LIBRARY_HEADER_PATTERN.match(text.splitlines()[0])
+    assert header and header.group("name") == path.stem, "first line: # mailflow-host-library: <file name> vN"
+    assert text.isascii()
+    tree = parse(text)
+    # A library only defines functions: the bootstrap dot-sources it, and anything else would run, or write to the
+    # output, before the script starts.
+    statements = [
+        node for node in walk(tree.root_node) if node.parent is not None and node.parent.type == "statement_list"
+    ]
+    top = [node for node in statements if node.parent is not None and node.parent.parent == tree.root_node]
+    assert all(node.type == "function_statement" for node in top), [node.type for node in top]
+    # It takes what it needs as arguments: a script's contract is checked from the script's own reads and writes.
+    assert not re.search(r"\$params\b|\$input\b", text, re.IGNORECASE)
+    facts = script_facts(text)
+    assert facts.write_apis == {}, f"a library writes nothing: {facts.write_apis}"
+    assert not any(node.type == "exit" for node in walk(tree.root_node))
+    assert load_host_library(path.stem).version >= 1
 
 
 @pytest.mark.parametrize("path", EVERY_PS1, ids=lambda path: path.name)
