@@ -14,10 +14,11 @@ null); a ``str`` input may list its choices, ``str read|set|remove``.
 A script may use libraries, ``host_scripts/lib/NAME.ps1`` (``# requires NAME``), which define functions that several
 scripts share.
 
-Every run sends the same small command line, ``bootstrap.ps1`` as ``PowerShell -EncodedCommand``, and carries the
-script, its libraries and its parameters on stdin as two ASCII JSON lines (cmd.exe, which WinRM's cmd shell goes
-through, stops a command line at 8,191 characters; a console code page would garble anything that is not ASCII).
-The bootstrap runs the script with the parameters as an object and writes one JSON document to stdout:
+Every run sends the same tiny command line, ``bootstrap.ps1`` as ``PowerShell -EncodedCommand``, and carries the
+rest on stdin as three ASCII JSON lines: ``loader.ps1``, the script with its libraries, and its parameters (cmd.exe,
+which WinRM's cmd shell goes through, stops a command line at 8,191 characters; a console code page would garble
+anything that is not ASCII). The loader runs the script with the parameters as an object and writes one JSON
+document to stdout:
 ``{"script": NAME, "version": N, "ok": true, "result": {...}}`` or, when an exception escaped the script,
 ``{"script": NAME, "version": N, "ok": false, "error": {"type": ..., "message": ..., "hresult": ...}}``.
 """
@@ -40,10 +41,12 @@ if t.TYPE_CHECKING:
 SCRIPT_DIR = Path(__file__).resolve().parent / "host_scripts"
 LIBRARY_DIR = SCRIPT_DIR / "lib"
 BOOTSTRAP_PATH = Path(__file__).resolve().parent / "bootstrap.ps1"
+LOADER_PATH = Path(__file__).resolve().parent / "loader.ps1"
 HEADER_PATTERN = re.compile(r"^# mailflow-host-script: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
 LIBRARY_HEADER_PATTERN = re.compile(r"^# mailflow-host-library: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
 REQUIRES_PATTERN = re.compile(r"^# requires (?P<name>[a-z][a-z0-9_]*)$")
-BOOTSTRAP_HEADER = "# mailflow-bootstrap v1"
+BOOTSTRAP_HEADER = "# mailflow-bootstrap v2"
+LOADER_HEADER = "# mailflow-loader v1"
 CONTRACT_PATTERN = re.compile(r"^# (?P<section>input|output|writes) (?P<name>[A-Za-z0-9_-]+): (?P<spec>.+)$")
 TYPES = ("str", "int", "float", "bool", "list", "dict", "datetime", "any")
 
@@ -265,9 +268,18 @@ def _header_comments(text: str) -> list[str]:
 
 @functools.cache
 def bootstrap_text() -> str:
-    text = BOOTSTRAP_PATH.read_text(encoding="utf-8")
-    if not text.startswith(BOOTSTRAP_HEADER + "\n"):
-        raise ValueError(f"{BOOTSTRAP_PATH.name}: the first line must be {BOOTSTRAP_HEADER!r}")
+    return _read_with_header(BOOTSTRAP_PATH, BOOTSTRAP_HEADER)
+
+
+@functools.cache
+def loader_text() -> str:
+    return _read_with_header(LOADER_PATH, LOADER_HEADER)
+
+
+def _read_with_header(path: Path, header: str) -> str:
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith(header + "\n"):
+        raise ValueError(f"{path.name}: the first line must be {header!r}")
     return text
 
 
@@ -292,8 +304,10 @@ def wire_params(script: HostScript, params: t.Mapping[str, t.Any]) -> dict[str, 
 
 
 def build_invocation(shell: t.Any, script: HostScript, params: t.Mapping[str, t.Any]) -> tuple[str, bytes]:
-    """The command line and the stdin of one run: the fixed bootstrap, and the script with its parameters."""
+    """The command line and the stdin of one run: the fixed bootstrap; the loader, the script with its libraries,
+    and its parameters."""
     command = str(shell._encode_script(wire_text(bootstrap_text())))
+    loader = {"loader": wire_text(loader_text())}
     envelope = {
         "name": script.name,
         "version": script.version,
@@ -301,7 +315,7 @@ def build_invocation(shell: t.Any, script: HostScript, params: t.Mapping[str, t.
         "libraries": [library.wire_text for library in script.libraries],
     }
     # ensure_ascii: stdin goes through the console's code page, in which only ASCII is safe.
-    stdin = "\n".join(json.dumps(line, ensure_ascii=True, separators=(",", ":")) for line in (envelope, params))
+    stdin = "\n".join(json.dumps(line, ensure_ascii=True, separators=(",", ":")) for line in (loader, envelope, params))
     return command, (stdin + "\n").encode("ascii")
 
 

@@ -1,9 +1,10 @@
-"""The lab's emulation of the collection's bootstrap (plugins/plugin_utils/bootstrap.ps1): one run of a host script.
+"""The lab's emulation of the collection's bootstrap and loader (plugins/plugin_utils/bootstrap.ps1, loader.ps1):
+one run of a host script.
 
 Shared by the lab's transports and the unit tests' emulated host, so that both answer exactly as the lab does.
-BOOTSTRAP_SHA256 in tests/lab/scripts.py records the bootstrap text this emulation was reviewed against: read the
-request and the parameters from the input lines, run the host script (its twin), write the document, exit 1 when
-the script raised.
+BOOTSTRAP_SHA256 and LOADER_SHA256 in tests/lab/scripts.py record the texts this emulation was reviewed against:
+split the input into lines, run the loader from line 1, read the request and the parameters, run the host script
+(its twin), write the document, exit 1 when the script raised.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def run_bootstrap(text: str, lines: list[str], *, host: HostState, fleet: Fleet,
     try:
         check_bootstrap(text)
         # The bootstrap joins its input and splits it into lines again: over psrp, ansible-core before 2.19 sends
-        # stdin as one object with both lines in it.
+        # stdin as one object with every line in it.
         request = read_request([line for line in re.split(r"\r?\n", "\n".join(lines)) if line])
         twin = TWINS.get(request.script.name)
         if twin is None:

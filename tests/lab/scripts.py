@@ -3,11 +3,13 @@
 Every run is the collection's fixed bootstrap (plugins/plugin_utils/bootstrap.ps1), sent the way Ansible's
 PowerShell shell plugin sends a script: ``PowerShell ... -EncodedCommand <base64 UTF-16-LE>``, every line stripped
 and blank ones dropped, with ``Set-StrictMode -Version Latest`` before it and an exit-code line after it. Over psrp
-the plugin decodes that text and runs it as the pipeline's script. The host script itself and its parameters come
-on stdin (pipeline input over psrp): line 1 ``{"name", "version", "script"}``, line 2 the parameters.
+the plugin decodes that text and runs it as the pipeline's script. The rest comes on stdin (pipeline input over
+psrp): line 1 ``{"loader"}`` (plugins/plugin_utils/loader.ps1, which the bootstrap runs), line 2 ``{"name",
+"version", "script", "libraries"}``, line 3 the parameters.
 
-The lab plays the bootstrap's part (it cannot run PowerShell), so it accepts exactly the bootstrap text it was
-reviewed against, and exactly the host scripts whose twins were: anything else is refused, loudly.
+The lab plays the bootstrap's and the loader's part (it cannot run PowerShell), so it accepts exactly the bootstrap
+and loader texts it was reviewed against, and exactly the host scripts whose twins were: anything else is refused,
+loudly.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from dataclasses import dataclass
 
 HEADER_PATTERN = re.compile(r"^# mailflow-host-script: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
 LIBRARY_HEADER_PATTERN = re.compile(r"^# mailflow-host-library: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
-BOOTSTRAP_HEADER = "# mailflow-bootstrap v1"
-# The bootstrap's text as the lab was reviewed against it (its wire form, see normalized()); the lab's emulation of
-# it is run_script_text in server.py. tests/unit/lab/test_twin_discipline.py fails when the two part ways.
-BOOTSTRAP_SHA256 = "385cbd6728ce83717d6008fc38804c5d74140b3edab6815530498506f993cfb5"
+BOOTSTRAP_HEADER = "# mailflow-bootstrap v2"
+LOADER_HEADER = "# mailflow-loader v1"
+# The bootstrap's and the loader's texts as the lab was reviewed against them (their wire forms, see normalized());
+# the lab's emulation of both is run_bootstrap in runner.py. tests/unit/lab/test_twin_discipline.py fails when the
+# texts and these hashes part ways.
+BOOTSTRAP_SHA256 = "d04b8bc3062399720ca56a21ae0f4db6f7a6eb5384fd36ebf7fa3aece642947b"
+LOADER_SHA256 = "f6e2914703c670ecd4bd84b712910258ca4ec500bf8fd74940a2ea09fc22b7c4"
 ANSIBLE_PREFIX = "Set-StrictMode -Version Latest"
 ANSIBLE_SUFFIX = (
     "If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) "
@@ -116,7 +121,20 @@ def check_bootstrap(text: str) -> None:
     if digest != BOOTSTRAP_SHA256:
         raise ScriptRefused(
             f"the bootstrap (sha256 {digest[:16]}) is not the one the lab emulates (sha256 {BOOTSTRAP_SHA256[:16]}): "
-            "revisit run_script_text in tests/lab/server.py and record BOOTSTRAP_SHA256 in tests/lab/scripts.py"
+            "revisit run_bootstrap in tests/lab/runner.py and record BOOTSTRAP_SHA256 in tests/lab/scripts.py"
+        )
+
+
+def check_loader(text: str) -> None:
+    """Accept the loader the bootstrap received on stdin only if it is the one the lab was reviewed against."""
+    normal = normalized(text)
+    if normal.split("\n", 1)[0] != LOADER_HEADER:
+        raise ScriptRefused(f"not the mailflow loader (first line: {normal.split(chr(10), 1)[0][:80]!r})")
+    digest = hashlib.sha256(normal.encode("utf-8")).hexdigest()
+    if digest != LOADER_SHA256:
+        raise ScriptRefused(
+            f"the loader (sha256 {digest[:16]}) is not the one the lab emulates (sha256 {LOADER_SHA256[:16]}): "
+            "revisit run_bootstrap in tests/lab/runner.py and record LOADER_SHA256 in tests/lab/scripts.py"
         )
 
 
@@ -152,14 +170,17 @@ class BootstrapFailed(Exception):
 
 
 def read_request(lines: t.Sequence[str]) -> Request:
-    """The bootstrap's reading of its input: the request on line 1, the parameters on line 2."""
-    if len(lines) < 2:
+    """The bootstrap's and the loader's reading of their input: the loader on line 1, the request on line 2, the
+    parameters on line 3."""
+    if len(lines) < 3:
         raise BootstrapFailed("System.IndexOutOfRangeException", "Index was outside the bounds of the array.")
     try:
-        request = json.loads(lines[0])
-        params = json.loads(lines[1])
+        loader, request, params = (json.loads(line) for line in lines[:3])
     except ValueError as exc:
         raise BootstrapFailed("System.ArgumentException", f"Invalid JSON primitive: {exc}") from exc
+    if not isinstance(loader, dict) or not isinstance(loader.get("loader"), str):
+        raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no loader on line 1")
+    check_loader(loader["loader"])
     if not isinstance(request, dict) or not isinstance(request.get("script"), str):
         raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no script in the request")
     libraries = request.get("libraries")

@@ -48,9 +48,9 @@ def test_a_command_line_one_character_over_the_limit_never_starts_powershell() -
 @pytest.mark.parametrize("locale", ["en-US", "sv-SE", "de-DE"])
 def test_non_ascii_stdin_is_garbled_by_the_console_code_page_as_on_windows(locale: str) -> None:
     words, stdin = seam_invocation({"action": "read"})
-    request, _params = stdin.decode("ascii").splitlines()
+    loader, request, _params = stdin.decode("ascii").splitlines()
     # What a seam that sent UTF-8 instead of escaping would send.
-    raw = (request + "\n" + json.dumps({"action": "läs"}, ensure_ascii=False) + "\n").encode("utf-8")
+    raw = f"{loader}\n{request}\n{json.dumps({'action': 'läs'}, ensure_ascii=False)}\n".encode()
 
     result = run(words, raw, locale=locale)
 
@@ -61,8 +61,8 @@ def test_non_ascii_stdin_is_garbled_by_the_console_code_page_as_on_windows(local
 
 def test_escaped_stdin_arrives_intact_on_any_code_page() -> None:
     words, stdin = seam_invocation({"action": "read"})
-    request = stdin.decode("ascii").splitlines()[0]
-    escaped = (request + "\n" + json.dumps({"action": "läs"}) + "\n").encode("ascii")
+    loader, request, _params = stdin.decode("ascii").splitlines()
+    escaped = f"{loader}\n{request}\n{json.dumps({'action': 'läs'})}\n".encode("ascii")
     result = run(words, escaped, locale="sv-SE")
     assert result.run is not None and result.run.params["action"] == "läs"
 
@@ -70,7 +70,7 @@ def test_escaped_stdin_arrives_intact_on_any_code_page() -> None:
 def test_pipeline_input_over_psrp_has_no_code_page() -> None:
     words, stdin = seam_invocation({"action": "read"})
     lines = stdin.decode("ascii").splitlines()
-    lines[1] = json.dumps({"action": "läs"}, ensure_ascii=False)
+    lines[2] = json.dumps({"action": "läs"}, ensure_ascii=False)
     fleet = load_fleet("single")
     text = decode_command_line(words[0], words[1:])
     outcome = run_bootstrap(text, lines, host=fleet.hosts["ex01"], fleet=fleet, session=SESSION)
@@ -90,7 +90,7 @@ def test_the_command_older_ansible_core_wraps_twice_runs_the_same_script() -> No
     ("stdin", "error"),
     [
         (b"", "System.IndexOutOfRangeException: Index was outside the bounds of the array."),
-        (b"not json\n{}\n", "System.ArgumentException: Invalid JSON primitive"),
+        (b"not json\n{}\n{}\n", "System.ArgumentException: Invalid JSON primitive"),
     ],
     ids=["no input", "input that is not JSON"],
 )

@@ -23,15 +23,17 @@ from ansible_collections.mailflow.remediation.plugins.plugin_utils._host_script 
     bootstrap_text,
     build_invocation,
     load_host_script,
+    loader_text,
     parse_script_output,
     wire_params,
     wire_text,
 )
+from tests.lab import scripts as lab_scripts
 from tests.lab import twins as twin_package
 from tests.lab.fleet import HostState, load_fleet
 from tests.lab.journal import MISSING
 from tests.lab.runner import run_command_line
-from tests.lab.scripts import BOOTSTRAP_SHA256, ScriptRefused, identify, normalized, script_sha256
+from tests.lab.scripts import ScriptRefused, identify, normalized, script_sha256
 from tests.lab.twins import TWINS, Params, Session, TwinContext
 
 SCRIPTS = sorted(SCRIPT_DIR.glob("*.ps1"))
@@ -64,11 +66,17 @@ def test_every_twin_has_a_script_and_examples() -> None:
     assert all(getattr(twin_package, name).EXAMPLES for name in TWINS)
 
 
-def test_the_lab_emulates_the_bootstrap_it_was_reviewed_against() -> None:
-    digest = hashlib.sha256(normalized(wire_text(bootstrap_text())).encode("utf-8")).hexdigest()
-    assert digest == BOOTSTRAP_SHA256, (
-        "plugins/plugin_utils/bootstrap.ps1 changed: revisit run_bootstrap in tests/lab/runner.py and record "
-        f"BOOTSTRAP_SHA256 = {digest!r} in tests/lab/scripts.py"
+@pytest.mark.parametrize(
+    ("name", "text", "recorded"),
+    [("bootstrap", bootstrap_text, "BOOTSTRAP_SHA256"), ("loader", loader_text, "LOADER_SHA256")],
+)
+def test_the_lab_emulates_the_bootstrap_and_loader_it_was_reviewed_against(
+    name: str, text: t.Callable[[], str], recorded: str
+) -> None:
+    digest = hashlib.sha256(normalized(wire_text(text())).encode("utf-8")).hexdigest()
+    assert digest == getattr(lab_scripts, recorded), (
+        f"plugins/plugin_utils/{name}.ps1 changed: revisit run_bootstrap in tests/lab/runner.py and record "
+        f"{recorded} = {digest!r} in tests/lab/scripts.py"
     )
 
 

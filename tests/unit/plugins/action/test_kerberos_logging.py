@@ -293,8 +293,9 @@ def test_a_change_the_host_did_not_keep_fails_the_task(emulated_host: EmulatedHo
         cmd: str, sudoable: bool = True, in_data: bytes | None = None, **options: t.Any
     ) -> dict[str, t.Any]:
         # A host (or group policy) that silently keeps the old value: the script reports the state after the change.
-        request = (in_data or b"").decode("ascii").splitlines()[0]
-        return real_execute(cmd, sudoable, (request + '\n{"action": "read", "value": null}\n').encode("ascii"))
+        loader, request = (in_data or b"").decode("ascii").splitlines()[:2]
+        read = '{"action": "read", "value": null}'
+        return real_execute(cmd, sudoable, f"{loader}\n{request}\n{read}\n".encode("ascii"))
 
     action = make_action(ActionModule, {}, emulated_host)
     action._low_level_execute_command = ignore_writes
