@@ -409,6 +409,9 @@ class Fleet:
     pki: Pki | None = None
     eop: EopSettings | None = None
     settings: Settings = field(default_factory=Settings)
+    # Counts changes made from outside the model (a script's writes, a fault set): Exchange's retries of an org
+    # where nothing changed and nothing moved would only repeat themselves (see MailLab).
+    revision: int = 0
 
     def host(self, name: str) -> HostState:
         """A host by name or FQDN, case-insensitively."""

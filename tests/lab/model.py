@@ -195,7 +195,8 @@ def retry_queues(fleet: Fleet, *, relay: Relay | None = None) -> list[Attempt]:
     attempts: list[Attempt] = []
     with fleet.lock:
         servers = fleet.exchange_servers()
-        dc_of = {host.name: fleet.dc_for(host) for host in servers}
+        # Found on first use: most retries of a large fleet find no queue with mail in it, and then ask nothing.
+        dc_of = _DomainControllers(fleet)
         for sender in servers:
             if sender.exchange is None:
                 continue  # a fleet without a forest models no transport (single.yml)
@@ -206,6 +207,18 @@ def retry_queues(fleet: Fleet, *, relay: Relay | None = None) -> list[Attempt]:
                 elif queue.message_count > 0:
                     attempts.append(_deliver(fleet, sender, queue, dc_of))
     return attempts
+
+
+class _DomainControllers(dict[str, "HostState | None"]):
+    """Host name -> the DC it uses, computed when first asked."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        super().__init__()
+        self.fleet = fleet
+
+    def __missing__(self, name: str) -> HostState | None:
+        dc = self[name] = self.fleet.dc_for(self.fleet.hosts[name])
+        return dc
 
 
 def _deliver(fleet: Fleet, sender: HostState, queue: Queue, dc_of: t.Mapping[str, HostState | None]) -> Attempt:

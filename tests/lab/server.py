@@ -26,7 +26,7 @@ from tests.lab.auth import (
     parse_authorization,
 )
 from tests.lab.fleet import Fleet, HostState, registry_path
-from tests.lab.listener import Listener
+from tests.lab.listener import Listener, ListenerHub
 from tests.lab.psrp import PSRPService
 from tests.lab.runner import Run, run_bootstrap, run_command_line
 from tests.lab.scripts import Outcome
@@ -82,9 +82,11 @@ class HostEndpoint:
         self.faults = TransportFaults()
         self.lock = threading.Lock()
         # Two listeners, as a Windows host has on 5985 and 5986; both reach the same shells and runspace pools.
-        self.http = Listener(WinRMHandler, endpoint=self, name=f"lab-{state.name}-http")
+        self.http = Listener(WinRMHandler, hub=lab.listeners, endpoint=self, name=f"lab-{state.name}-http")
         certificate = lab.authority.server_certificate(state.fqdn)
-        self.https = Listener(WinRMHandler, endpoint=self, name=f"lab-{state.name}-https", tls=certificate)
+        self.https = Listener(
+            WinRMHandler, hub=lab.listeners, endpoint=self, name=f"lab-{state.name}-https", tls=certificate
+        )
         self.port = self.http.port
         self.https_port = self.https.port
         self.shells = ShellService(self.url, self.run_script, PSRPService(self.url, self.run_script_text))
@@ -333,6 +335,7 @@ class Lab:
         self.stopped = threading.Event()
         self.credential_file = install_ntlm_credentials(fleet.credentials)
         self.authority = LabAuthority(valid_for=datetime.timedelta(seconds=ttl_seconds))
+        self.listeners = ListenerHub()
         self.endpoints = {name: HostEndpoint(self, state) for name, state in fleet.hosts.items()}
         for name, state in fleet.hosts.items():
             self.set_faults(name, state.transport_faults)
@@ -362,6 +365,7 @@ class Lab:
         # Each listener's shutdown waits for its serve loop to notice; in parallel, a large fleet stops in seconds.
         with concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="lab-stop") as pool:
             list(pool.map(HostEndpoint.stop, self.endpoints.values()))
+        self.listeners.stop()
         self.control.shutdown()
         self.control.server_close()
 
@@ -389,6 +393,9 @@ class Lab:
         self, host: str, script: str, params: dict[str, t.Any], changes: list[dict[str, t.Any]]
     ) -> None:
         """Record what a script changed, as the lab found it by comparing the state before and after it."""
+        if changes:
+            with self.fleet.lock:
+                self.fleet.revision += 1
         with self._journal_lock:
             for change in changes:
                 self.journal.append(
@@ -418,6 +425,8 @@ class Lab:
     def set_faults(self, host: str, faults: dict[str, t.Any]) -> None:
         """Merge faults into a host; unknown names are an error, so a test cannot set a fault that does nothing."""
         endpoint = self.endpoints[host]
+        with self.fleet.lock:
+            self.fleet.revision += 1
         for name, value in faults.items():
             if name == "registry_write_denied":
                 with self.fleet.lock:

@@ -575,12 +575,27 @@ class MailLab:
         self.stop()
 
     def _retry_loop(self) -> None:
+        # Once a cycle turns out as the one before it, in an org where nothing has changed since, every further
+        # cycle would repeat it exactly: the lab skips them, so that a fleet of hundreds of hosts costs nothing
+        # while no one touches it. The next change (a script's write, a fault) makes the following cycle run.
+        previous: tuple[t.Any, ...] | None = None
+        quiet_at: int | None = None
         while not self.halting.wait(self.retry_interval):
+            if quiet_at is not None and quiet_at == self.fleet.revision:
+                continue
+            revision = self.fleet.revision
             try:
-                self.retry()
+                attempts = self.retry()
             except Exception as exc:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
                 print(f"lab: queue retry failed: {exc!r}", file=sys.stderr)
+                continue
+            # By the SMTP codes of the replies: their text carries a fresh message id each time.
+            outcome = tuple(
+                sorted((a.sender, a.queue, a.target, a.delivered, a.causes, a.reply.split(" ")[:2]) for a in attempts)
+            )
+            quiet_at = revision if outcome == previous else None
+            previous = outcome
 
     def retry(self) -> list[model.Attempt]:
         """One Exchange retry cycle over the whole fleet (replication on healthy links, then every queue)."""
