@@ -149,7 +149,9 @@ def record(execute: Execute, output: Path, host: str) -> list[Path]:
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description="Record transcripts of the domain-free host scripts on this Windows machine."
+    )
     parser.add_argument(
         "--output", type=Path, default=Path("transcripts"), help="the transcripts go to OUTPUT/" + SOURCE
     )

@@ -430,12 +430,12 @@ def write_transcript(
         "stderr": stderr,
     }
     # Exclusive creation: two processes recording the same host (forks of one play cannot, two plays may) never
-    # share a sequence number.
+    # share a sequence number. newline: the same bytes on Windows, where tools/windows_transcripts.py writes them.
     for _attempt in range(1000):
         sequence += 1
         path = directory / f"{prefix}{sequence:06d}-{script.name}.json"
         try:
-            with path.open("x", encoding="utf-8") as stream:
+            with path.open("x", encoding="utf-8", newline="\n") as stream:
                 json.dump({**document, "sequence": sequence}, stream, indent=2, ensure_ascii=False)
                 stream.write("\n")
         except FileExistsError:

@@ -30,7 +30,7 @@ def test_a_play_records_each_run_in_order_and_the_replay_reads_it(playbook: Play
     )
     assert run.rc == 0, run.stdout + run.stderr
 
-    [(host, runs)] = host_runs(load_transcripts(tmp_path / "transcripts")).items()
+    [(host, runs)] = list(host_runs(load_transcripts(tmp_path / "transcripts")).items())
     assert host == "lab/ex01"
     assert [(item.document["sequence"], item.params, item.document["connection"]) for item in runs] == [
         (1, {"action": "read", "value": None}, "winrm"),

@@ -64,7 +64,7 @@ def synthetic_copy(tmp_path: Path, change: t.Callable[[list[dict[str, t.Any]]], 
 def synthetic_runs(
     tmp_path: Path, change: t.Callable[[list[dict[str, t.Any]]], None] | None = None
 ) -> list[Transcript]:
-    [runs] = host_runs(load_transcripts(synthetic_copy(tmp_path, change), allow_synthetic=True)).values()
+    [runs] = list(host_runs(load_transcripts(synthetic_copy(tmp_path, change), allow_synthetic=True)).values())
     return runs
 
 

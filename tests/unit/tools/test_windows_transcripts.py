@@ -53,7 +53,7 @@ def lab_powershell(host: HostState) -> windows_transcripts.Execute:
 
 
 def recorded(output: Path) -> list[dict[str, t.Any]]:
-    [runs] = host_runs(load_transcripts(output)).values()
+    [runs] = list(host_runs(load_transcripts(output)).values())
     return [run.params for run in runs]
 
 
@@ -96,7 +96,7 @@ def test_the_sequence_records_each_run_and_leaves_the_host_as_it_found_it(
         *({"value": None, **params} for params in restore),
     ]
     # What the tool writes is what the replay of tests/transcripts/ reads (here, trivially, the twin agrees).
-    [runs] = host_runs(load_transcripts(tmp_path)).values()
+    [runs] = list(host_runs(load_transcripts(tmp_path)).values())
     replay(runs)
 
 

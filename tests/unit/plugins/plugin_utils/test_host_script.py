@@ -80,7 +80,7 @@ def test_a_hostile_string_parameter_stays_data_in_the_json_line() -> None:
     hostile = "'; Remove-Item C:\\ -Recurse #"
     command, stdin = build_invocation(SHELL, script, {"action": "read", "value": None, "extra": hostile})
     lines = stdin.decode("ascii").splitlines()
-    assert hostile not in base64.b64decode(command.split(" ")[-1]).decode("utf-16-le")
+    assert hostile not in base64.b64decode(command.rsplit(" ", maxsplit=1)[-1]).decode("utf-16-le")
     assert json.loads(lines[1])["extra"] == hostile and hostile not in lines[0]
 
 
