@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 COLLECTIONS_PATH = REPO_ROOT / ".collections"
 CALLBACKS = REPO_ROOT / "tests" / "integration" / "callback_plugins"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+TRANSCRIPT_DIR = "MAILFLOW_TRANSCRIPT_DIR"
 
 
 @dataclass
@@ -44,11 +45,17 @@ def run_playbook(
     cwd: Path | None = None,
     capture: bool = True,
     timeout: float = 300,
+    transcript_dir: Path | None = None,
 ) -> PlaybookRun:
-    """ansible-playbook with the collection from this checkout; ``env`` replaces os.environ when given."""
+    """ansible-playbook with the collection from this checkout; ``env`` replaces os.environ when given.
+
+    ``transcript_dir``: where the collection records its host-script runs (MAILFLOW_TRANSCRIPT_DIR). Without it
+    nothing is recorded, whatever the environment says: a transcript of the lab must never pass for one of Windows.
+    """
     results = workdir / f"results-{Path(playbook).stem}-{len(list(workdir.glob('results-*.json')))}.json"
+    inherited = {key: value for key, value in (os.environ if env is None else env).items() if key != TRANSCRIPT_DIR}
     environment = {
-        **(os.environ if env is None else env),
+        **inherited,
         "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
         "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
         "ANSIBLE_CALLBACKS_ENABLED": "record_results",
@@ -57,6 +64,8 @@ def run_playbook(
     }
     if capture:
         environment["ANSIBLE_NOCOLOR"] = "1"
+    if transcript_dir is not None:
+        environment[TRANSCRIPT_DIR] = str(transcript_dir)
     process = subprocess.run(
         [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook), *extra_args],
         capture_output=capture,

@@ -23,6 +23,12 @@ notes:
     localized tools, so it behaves the same on Swedish, German or English Windows. The scripts need Windows
     PowerShell 5.1, which Windows Server 2016 and newer have.
   - The connection's user needs local administrator rights on the host.
+  - When the environment variable E(MAILFLOW_TRANSCRIPT_DIR) is set on the controller, every host-script run that
+    reached the host is also written to that directory as one JSON transcript (script name, version and hash, the
+    parameters with any password, secret, private key or PFX masked, the exit code, stdout and stderr, the host's
+    inventory name, a UTC timestamp and a per-host sequence number). Transcripts from real Windows hosts keep the
+    collection's test double honest; see C(tests/transcripts/README.md) in the source repository. A transcript
+    that cannot be written is a warning, never a task failure.
 attributes:
   action:
     support: full

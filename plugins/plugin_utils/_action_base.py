@@ -122,6 +122,9 @@ class MailflowAction(ActionBase):
     # What the module's scripts reach beyond the host ("Active Directory", "Exchange"), or None: the host alone.
     REACHES: t.ClassVar[str | None] = None
 
+    # The host as the inventory names it (set by run), for the transcripts the seam may record.
+    _inventory_hostname: str | None = None
+
     # --- hooks -------------------------------------------------------------------------------------------------
     def check_arguments(self, params: dict[str, t.Any]) -> None:
         """Raise :class:`ArgumentError` for combinations the spec cannot express. Runs before host contact."""
@@ -148,11 +151,12 @@ class MailflowAction(ActionBase):
 
     # --- shared ------------------------------------------------------------------------------------------------
     def run_script(self, name: str, params: t.Mapping[str, t.Any]) -> t.Any:
-        return run_host_script(self, name, params)
+        return run_host_script(self, name, params, host=self._inventory_hostname)
 
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
         del tmp
+        self._inventory_hostname = (task_vars or {}).get("inventory_hostname")
 
         params = self._validated_arguments()
         self._check_connection()

@@ -21,13 +21,19 @@ anything that is not ASCII). The loader runs the script with the parameters as a
 document to stdout:
 ``{"script": NAME, "version": N, "ok": true, "result": {...}}`` or, when an exception escaped the script,
 ``{"script": NAME, "version": N, "ok": false, "error": {"type": ..., "message": ..., "hresult": ...}}``.
+
+When ``MAILFLOW_TRANSCRIPT_DIR`` is set on the controller, every run that reached the host is also written there as a
+transcript (see :func:`write_transcript`): what Windows answered, so that the lab's twins can be held to it
+(tests/transcripts/README.md).
 """
 
 from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import json
+import os
 import re
 import typing as t
 from dataclasses import dataclass, field
@@ -54,6 +60,12 @@ TYPES = ("str", "int", "float", "bool", "list", "dict", "datetime", "any")
 COMMAND_LINE_LIMIT = 8191
 # What a failure message quotes of unexpected output: enough to recognise it, never a whole dump.
 EXCERPT_LIMIT = 600
+
+# Transcripts of host-script runs (write_transcript): where, in which format, and which parameters never go into one.
+TRANSCRIPT_DIR_VARIABLE = "MAILFLOW_TRANSCRIPT_DIR"
+TRANSCRIPT_FORMAT = 1
+SENSITIVE_KEY_PARTS = ("password", "secret", "private_key", "pfx")
+MASK = "********"
 
 
 class HostScriptError(Exception):
@@ -156,6 +168,11 @@ class HostScript:
     @property
     def wire_text(self) -> str:
         return wire_text(self.text)
+
+    @property
+    def sha256(self) -> str:
+        """The hash of the script as it travels: what the lab identifies a script by, and a transcript records."""
+        return hashlib.sha256(self.wire_text.encode("utf-8")).hexdigest()
 
 
 def _is_type(value: t.Any, kind: str) -> bool:
@@ -386,10 +403,16 @@ def _find_document(stdout: str) -> dict[str, t.Any] | None:
     return None
 
 
-def run_host_script(action: ActionBase, name: str, params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
-    """Run one static host script over the task's connection (winrm or psrp) and return its result."""
+def run_host_script(
+    action: ActionBase, name: str, params: t.Mapping[str, t.Any], *, host: str | None = None
+) -> dict[str, t.Any]:
+    """Run one static host script over the task's connection (winrm or psrp) and return its result.
+
+    ``host`` is the inventory name of the host, which a transcript records (see :func:`write_transcript`).
+    """
     script = load_host_script(name)
-    command, stdin = build_invocation(action._connection._shell, script, wire_params(script, params))
+    sent = wire_params(script, params)
+    command, stdin = build_invocation(action._connection._shell, script, sent)
     try:
         outcome = action._low_level_execute_command(command, in_data=stdin, sudoable=False)
     except AnsibleConnectionFailure as exc:
@@ -401,9 +424,94 @@ def run_host_script(action: ActionBase, name: str, params: t.Mapping[str, t.Any]
             name,
             f"the connection to the host was lost while host script {name} ran; it may have made its change: {exc}",
         ) from exc
-    return parse_script_output(
-        script,
-        rc=int(outcome.get("rc", 1)),
-        stdout=str(outcome.get("stdout", "")),
-        stderr=str(outcome.get("stderr", "")),
+    rc, stdout, stderr = int(outcome.get("rc", 1)), str(outcome.get("stdout", "")), str(outcome.get("stderr", ""))
+    directory = os.environ.get(TRANSCRIPT_DIR_VARIABLE)
+    if directory:
+        connection = str(getattr(action._connection, "transport", "") or "").rsplit(".", 1)[-1]
+        try:
+            write_transcript(
+                Path(directory),
+                script=script,
+                params=sent,
+                host=host or "unknown",
+                connection=connection or "unknown",
+                rc=rc,
+                stdout=stdout,
+                stderr=stderr,
+            )
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # A transcript is evidence for the lab's twins, never a reason to fail the administrator's task. Display
+            # is imported here: ansible's display module does not import on Windows, where tools/windows_transcripts.py
+            # imports this seam.
+            from ansible.utils.display import Display  # pylint: disable=import-outside-toplevel
+
+            Display().warning(f"could not write a transcript of host script {name} to {directory}: {exc}")
+    return parse_script_output(script, rc=rc, stdout=stdout, stderr=stderr)
+
+
+def masked(value: t.Any) -> t.Any:
+    """``value`` with every entry whose key names a secret (password, secret, private_key, pfx) replaced by a mask."""
+    if isinstance(value, t.Mapping):
+        return {
+            key: MASK if any(part in str(key).lower() for part in SENSITIVE_KEY_PARTS) else masked(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [masked(item) for item in value]
+    return value
+
+
+def write_transcript(
+    directory: Path,
+    *,
+    script: HostScript,
+    params: t.Mapping[str, t.Any],
+    host: str,
+    connection: str,
+    rc: int,
+    stdout: str,
+    stderr: str,
+) -> Path:
+    """Write one run of ``script`` on ``host`` to ``directory`` as the next of that host's runs, and return its path.
+
+    The file ``HOST-SEQUENCE-SCRIPT.json`` holds what identifies the script (name, version, the sha256 of its wire
+    text, the bootstrap's and the loader's sha256), the parameters as sent with secrets masked, and what the host
+    answered (rc, stdout, stderr). The sequence counts up per host across everything recorded into ``directory``
+    (forks and several ansible-playbook runs included), so that a host's runs can be replayed in order.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", host) + "-"
+    taken = re.compile(re.escape(prefix) + r"(?P<sequence>[0-9]{6,})-[a-z0-9_]+\.json$")
+    sequence = max(
+        (int(match.group("sequence")) for path in directory.iterdir() if (match := taken.match(path.name))),
+        default=0,
     )
+    document = {
+        "format": TRANSCRIPT_FORMAT,
+        "script": script.name,
+        "version": script.version,
+        "sha256": script.sha256,
+        "bootstrap_sha256": hashlib.sha256(wire_text(bootstrap_text()).encode("utf-8")).hexdigest(),
+        "loader_sha256": hashlib.sha256(wire_text(loader_text()).encode("utf-8")).hexdigest(),
+        "host": host,
+        "sequence": 0,
+        "recorded_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "connection": connection,
+        "params": masked(params),
+        "rc": rc,
+        "stdout": stdout,
+        "stderr": stderr,
+    }
+    # Exclusive creation: two processes recording the same host (forks of one play cannot, two plays may) never
+    # share a sequence number. newline: the same bytes on Windows, where tools/windows_transcripts.py writes them.
+    for _attempt in range(1000):
+        sequence += 1
+        path = directory / f"{prefix}{sequence:06d}-{script.name}.json"
+        try:
+            with path.open("x", encoding="utf-8", newline="\n") as stream:
+                json.dump({**document, "sequence": sequence}, stream, indent=2, ensure_ascii=False)
+                stream.write("\n")
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free sequence number for {host} in {directory}")

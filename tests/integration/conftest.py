@@ -2,12 +2,15 @@
 
 Set MAILFLOW_INTEGRATION_INVENTORY to an inventory of your own (groups exchange_servers, domain_controllers) to run
 the same tests against real Windows hosts instead: the lab is not started, and the assertions that need its journal,
-counters or fault injection are skipped. Every test leaves a host as it found it.
+counters or fault injection are skipped. Every test leaves a host as it found it. Such a run records every host-script
+run as a transcript (tests/transcripts/README.md), into MAILFLOW_TRANSCRIPT_DIR if set, else into
+.cache/transcripts/<UTC timestamp>/, and says where at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import typing as t
 from pathlib import Path
@@ -16,10 +19,36 @@ import pytest
 import yaml
 
 from tests.lab.control import LabClient, start_lab
-from tests.playbook import PlaybookRun, run_playbook
+from tests.playbook import REPO_ROOT, TRANSCRIPT_DIR, PlaybookRun, run_playbook
 
 REAL_INVENTORY = os.environ.get("MAILFLOW_INTEGRATION_INVENTORY")
 requires_lab = pytest.mark.skipif(REAL_INVENTORY is not None, reason="needs the lab's journal, counters or faults")
+
+
+def real_transcript_dir() -> Path | None:
+    """Where a run against real hosts records its transcripts; None against the lab, whose runs prove nothing."""
+    if REAL_INVENTORY is None:
+        return None
+    chosen = os.environ.get(TRANSCRIPT_DIR)
+    if chosen:
+        # Absolute: ansible-playbook runs in each test's own temporary directory.
+        return Path(chosen).expanduser().resolve()
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return REPO_ROOT / ".cache" / "transcripts" / stamp
+
+
+REAL_TRANSCRIPT_DIR = real_transcript_dir()
+
+
+def pytest_terminal_summary(terminalreporter: t.Any) -> None:
+    if REAL_TRANSCRIPT_DIR is None:
+        return
+    count = len(list(REAL_TRANSCRIPT_DIR.glob("*.json"))) if REAL_TRANSCRIPT_DIR.is_dir() else 0
+    terminalreporter.write_sep("-", "host-script transcripts")
+    terminalreporter.write_line(
+        f"{count} host-script transcripts of this run are in {REAL_TRANSCRIPT_DIR}; to contribute them, review them "
+        "for anything sensitive first (tests/transcripts/README.md)"
+    )
 
 
 @contextlib.contextmanager
@@ -54,13 +83,21 @@ class PlaybookRunner:
         return self._lab is not None
 
     def run(
-        self, tasks: list[dict[str, t.Any]], *, hosts: str = "exchange_servers", extra_args: t.Sequence[str] = ()
+        self,
+        tasks: list[dict[str, t.Any]],
+        *,
+        hosts: str = "exchange_servers",
+        extra_args: t.Sequence[str] = (),
+        transcript_dir: Path | None = None,
     ) -> PlaybookRun:
+        """Run ``tasks``; against real hosts their host-script runs are recorded, against the lab only into
+        ``transcript_dir`` when a test asks for it."""
         self.count += 1
         playbook = self.tmp / f"play{self.count}.yml"
         play = [{"name": "integration", "hosts": hosts, "gather_facts": False, "tasks": tasks}]
         playbook.write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
-        return run_playbook(playbook, self.inventory, self.tmp, extra_args=extra_args)
+        transcript_dir = transcript_dir or (None if self.on_lab else REAL_TRANSCRIPT_DIR)
+        return run_playbook(playbook, self.inventory, self.tmp, extra_args=extra_args, transcript_dir=transcript_dir)
 
 
 @pytest.fixture(scope="module")
