@@ -18,24 +18,32 @@ VALUE = "LogLevel"
 INT32 = range(-(2**31), 2**31)
 
 
+def powershell_int(value: t.Any) -> int:
+    """[int]$value as PowerShell casts it: null and "" are 0, $true 1, a number or a numeric string rounded half
+    to even; anything else, or a number outside Int32, is a PSInvalidCastException."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        return int(value)
+    try:
+        number = round(float(value)) if isinstance(value, (int, float, str)) else None
+    except (ValueError, OverflowError):
+        number = None
+    if number is None or number not in INT32:
+        raise HostException(
+            "System.Management.Automation.PSInvalidCastException",
+            f'Cannot convert value "{value}" to type "System.Int32". '
+            'Error: "Input string was not in a correct format."',
+        )
+    return number
+
+
 def run(context: TwinContext, params: Params) -> dict[str, t.Any]:
     host = context.host
     action = params["action"]
     if action == "set":
-        value = params["value"]
-        # [int]$params.value: PowerShell converts numbers and numeric strings, and refuses the rest (null included).
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, str))
-            or not str(value).lstrip("-").isdigit()
-            or int(value) not in INT32
-        ):
-            raise HostException(
-                "System.Management.Automation.PSInvalidCastException",
-                f'Cannot convert value "{value}" to type "System.Int32".',
-            )
-        # GetValueKind/DeleteValue of another kind, then SetValue(..., DWord): set_registry_value replaces it so.
-        host.set_registry_value(KEY, VALUE, int(value), "DWord")
+        # SetValue(..., DWord) of [int]$params.value, converted as PowerShell converts to Int32.
+        host.set_registry_value(KEY, VALUE, powershell_int(params["value"]), "DWord")
     elif action == "remove":
         host.delete_registry_value(KEY, VALUE)
     elif action != "read":
@@ -83,6 +91,7 @@ EXAMPLES = [
     ("single", "ex01", {"action": "read"}),
     ("single", "ex01", {"action": "set", "value": 1}),
     ("single", "ex01", {"action": "set", "value": -1}),
+    ("single", "ex01", {"action": "set", "value": None}),
     ("single", "ex01", {"action": "remove"}),
     ("contoso", "ex01", {"action": "set", "value": 0}),
 ]
