@@ -52,7 +52,7 @@ HEADER_PATTERN = re.compile(r"^# mailflow-host-script: (?P<name>[a-z][a-z0-9_]*)
 LIBRARY_HEADER_PATTERN = re.compile(r"^# mailflow-host-library: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
 REQUIRES_PATTERN = re.compile(r"^# requires (?P<name>[a-z][a-z0-9_]*)$")
 BOOTSTRAP_HEADER = "# mailflow-bootstrap v2"
-LOADER_HEADER = "# mailflow-loader v1"
+LOADER_HEADER = "# mailflow-loader v2"
 CONTRACT_PATTERN = re.compile(r"^# (?P<section>input|output|writes) (?P<name>[A-Za-z0-9_-]+): (?P<spec>.+)$")
 TYPES = ("str", "int", "float", "bool", "list", "dict", "datetime", "any")
 
@@ -321,18 +321,31 @@ def wire_params(script: HostScript, params: t.Mapping[str, t.Any]) -> dict[str, 
 
 
 def build_invocation(shell: t.Any, script: HostScript, params: t.Mapping[str, t.Any]) -> tuple[str, bytes]:
-    """The command line and the stdin of one run: the fixed bootstrap; the loader, the script with its libraries,
-    and its parameters."""
+    """The command line and the stdin of one run of one script."""
+    return build_batch_invocation(shell, [(script, params)])
+
+
+def build_batch_invocation(
+    shell: t.Any, calls: t.Sequence[tuple[HostScript, t.Mapping[str, t.Any]]]
+) -> tuple[str, bytes]:
+    """The command line and the stdin of one run: the fixed bootstrap; the loader, the scripts with their libraries,
+    and their parameters, in the same order."""
     command = str(shell._encode_script(wire_text(bootstrap_text())))
     loader = {"loader": wire_text(loader_text())}
-    envelope = {
-        "name": script.name,
-        "version": script.version,
-        "script": script.wire_text,
-        "libraries": [library.wire_text for library in script.libraries],
+    scripts = {
+        "scripts": [
+            {
+                "name": script.name,
+                "version": script.version,
+                "script": script.wire_text,
+                "libraries": [library.wire_text for library in script.libraries],
+            }
+            for script, _params in calls
+        ]
     }
+    params = {"params": [dict(params) for _script, params in calls]}
     # ensure_ascii: stdin goes through the console's code page, in which only ASCII is safe.
-    stdin = "\n".join(json.dumps(line, ensure_ascii=True, separators=(",", ":")) for line in (loader, envelope, params))
+    stdin = "\n".join(json.dumps(line, ensure_ascii=True, separators=(",", ":")) for line in (loader, scripts, params))
     return command, (stdin + "\n").encode("ascii")
 
 
@@ -359,14 +372,46 @@ def check_result(script: HostScript, result: t.Any, *, rc: int, stdout: str, std
 
 
 def parse_script_output(script: HostScript, *, rc: int, stdout: str, stderr: str) -> dict[str, t.Any]:
-    """Turn what the host printed into the script's result, or raise the one matching failure."""
-    document = _find_document(stdout)
-    if document is None:
-        raise HostScriptBadOutput(
-            script.name, "output that is not its JSON document", rc=rc, stdout=stdout, stderr=stderr
+    """Turn what the host printed for one script into its result, or raise the one matching failure."""
+    outcome = parse_batch_output([script], rc=rc, stdout=stdout, stderr=stderr)[0]
+    if isinstance(outcome, HostScriptError):
+        raise outcome
+    return outcome
+
+
+def parse_batch_output(
+    scripts: t.Sequence[HostScript], *, rc: int, stdout: str, stderr: str
+) -> list[dict[str, t.Any] | HostScriptError]:
+    """Each script's result or failure, from the documents the loader printed, one per script and in order."""
+    documents = [json.loads(line) for line in _document_lines(stdout)]
+    if len(documents) < len(scripts):
+        reason = (
+            "output that is not its JSON document"
+            if len(scripts) == 1
+            else (f"{len(documents)} JSON documents for {len(scripts)} scripts")
         )
+        return [HostScriptBadOutput(script.name, reason, rc=rc, stdout=stdout, stderr=stderr) for script in scripts]
+    # A profile or a module load may print before the loader: the documents are the last lines that are documents.
+    documents = documents[len(documents) - len(scripts) :]
+    # The exit code is 1 when any script failed; with one script it must agree with that script's document.
+    single = len(scripts) == 1
+    return [
+        _outcome(
+            script,
+            document,
+            rc=rc if single else (0 if document.get("ok") is True else 1),
+            stdout=stdout,
+            stderr=stderr,
+        )
+        for script, document in zip(scripts, documents, strict=True)
+    ]
+
+
+def _outcome(
+    script: HostScript, document: dict[str, t.Any], *, rc: int, stdout: str, stderr: str
+) -> dict[str, t.Any] | HostScriptError:
     if document.get("script") != script.name or document.get("version") != script.version:
-        raise HostScriptBadOutput(
+        return HostScriptBadOutput(
             script.name,
             f"a document of another script ({document.get('script')!r} v{document.get('version')!r})",
             rc=rc,
@@ -374,23 +419,33 @@ def parse_script_output(script: HostScript, *, rc: int, stdout: str, stderr: str
             stderr=stderr,
         )
     if document.get("ok") is True and rc == 0 and "result" in document:
-        return check_result(script, document["result"], rc=rc, stdout=stdout, stderr=stderr)
+        try:
+            return check_result(script, document["result"], rc=rc, stdout=stdout, stderr=stderr)
+        except HostScriptBadOutput as exc:
+            return exc
     error = document.get("error")
     if document.get("ok") is False and isinstance(error, dict):
         hresult = error.get("hresult")
-        raise HostScriptRaised(
+        return HostScriptRaised(
             script.name,
             str(error.get("type", "unknown")),
             str(error.get("message", "")),
             hresult if isinstance(hresult, int) and not isinstance(hresult, bool) else None,
         )
-    raise HostScriptBadOutput(script.name, "an inconsistent document", rc=rc, stdout=stdout, stderr=stderr)
+    return HostScriptBadOutput(script.name, "an inconsistent document", rc=rc, stdout=stdout, stderr=stderr)
 
 
 def _find_document(stdout: str) -> dict[str, t.Any] | None:
-    # The bootstrap prints exactly one compressed JSON line; a profile or a module load may print before it, and a
-    # UTF-8 byte order mark may lead a line, so the last line that parses as an object is the document.
-    for line in reversed(stdout.strip().splitlines()):
+    """The last document in stdout, or None."""
+    lines = _document_lines(stdout)
+    return t.cast(dict, json.loads(lines[-1])) if lines else None
+
+
+def _document_lines(stdout: str) -> list[str]:
+    """The lines of stdout that are a loader's documents (a JSON object with script, version and ok), in order; a
+    UTF-8 byte order mark may lead a line."""
+    lines = []
+    for line in stdout.strip().splitlines():
         line = line.strip().lstrip("\ufeff")
         if not line.startswith("{"):
             continue
@@ -398,9 +453,9 @@ def _find_document(stdout: str) -> dict[str, t.Any] | None:
             candidate = json.loads(line)
         except ValueError:
             continue
-        if isinstance(candidate, dict):
-            return candidate
-    return None
+        if isinstance(candidate, dict) and {"script", "version", "ok"} <= set(candidate):
+            lines.append(line)
+    return lines
 
 
 def run_host_script(
@@ -410,33 +465,74 @@ def run_host_script(
 
     ``host`` is the inventory name of the host, which a transcript records (see :func:`write_transcript`).
     """
-    script = load_host_script(name)
-    sent = wire_params(script, params)
-    command, stdin = build_invocation(action._connection._shell, script, sent)
+    outcome = run_host_scripts(action, [(name, params)], host=host)[0]
+    if isinstance(outcome, HostScriptError):
+        raise outcome
+    return outcome
+
+
+def run_host_scripts(
+    action: ActionBase, calls: t.Sequence[tuple[str, t.Mapping[str, t.Any]]], *, host: str | None = None
+) -> list[dict[str, t.Any] | HostScriptError]:
+    """Run several host scripts in one round trip and return, in order, each one's result or its failure.
+
+    A script that fails on the host fails only its own entry. A failure of the round trip itself (the host
+    unreachable, the connection lost) is raised: nothing can be said of any script then.
+    """
+    scripts = [load_host_script(name) for name, _params in calls]
+    sent = [wire_params(script, params) for script, (_name, params) in zip(scripts, calls, strict=True)]
+    command, stdin = build_batch_invocation(action._connection._shell, list(zip(scripts, sent, strict=True)))
+    label = scripts[0].name if len(scripts) == 1 else f"batch of {len(scripts)} ({', '.join(s.name for s in scripts)})"
     try:
         outcome = action._low_level_execute_command(command, in_data=stdin, sudoable=False)
     except AnsibleConnectionFailure as exc:
-        raise HostUnreachable(name, f"host script {name} could not reach the host: {exc}") from exc
+        raise HostUnreachable(label, f"host script {label} could not reach the host: {exc}") from exc
     except OSError as exc:
         # winrm and psrp let a connection that drops mid-command escape as a requests ConnectionError (an OSError).
         # The host may have run the script, so say so; every module is idempotent, and a rerun settles it.
         raise HostUnreachable(
-            name,
-            f"the connection to the host was lost while host script {name} ran; it may have made its change: {exc}",
+            label,
+            f"the connection to the host was lost while host script {label} ran; it may have made its change: {exc}",
         ) from exc
     rc, stdout, stderr = int(outcome.get("rc", 1)), str(outcome.get("stdout", "")), str(outcome.get("stderr", ""))
+    results = parse_batch_output(scripts, rc=rc, stdout=stdout, stderr=stderr)
     directory = os.environ.get(TRANSCRIPT_DIR_VARIABLE)
     if directory:
-        connection = str(getattr(action._connection, "transport", "") or "").rsplit(".", 1)[-1]
+        _record(action, Path(directory), scripts, sent, results, host=host, rc=rc, stdout=stdout, stderr=stderr)
+    return results
+
+
+def _record(
+    action: ActionBase,
+    directory: Path,
+    scripts: list[HostScript],
+    sent: list[dict[str, t.Any]],
+    results: list[dict[str, t.Any] | HostScriptError],
+    *,
+    host: str | None,
+    rc: int,
+    stdout: str,
+    stderr: str,
+) -> None:
+    """One transcript per script. In a batch, each holds its own document as stdout and the exit code a run of it
+    alone would have had; the invocation's stderr goes with every one."""
+    connection = str(getattr(action._connection, "transport", "") or "").rsplit(".", 1)[-1]
+    documents = _document_lines(stdout)
+    for index, script in enumerate(scripts):
+        if len(scripts) == 1:
+            own_stdout, own_rc = stdout, rc
+        else:
+            own_stdout = documents[index] if len(documents) == len(scripts) else stdout
+            own_rc = 1 if isinstance(results[index], HostScriptError) else 0
         try:
             write_transcript(
-                Path(directory),
+                directory,
                 script=script,
-                params=sent,
+                params=sent[index],
                 host=host or "unknown",
                 connection=connection or "unknown",
-                rc=rc,
-                stdout=stdout,
+                rc=own_rc,
+                stdout=own_stdout,
                 stderr=stderr,
             )
         except Exception as exc:  # pylint: disable=broad-exception-caught
@@ -445,8 +541,7 @@ def run_host_script(
             # imports this seam.
             from ansible.utils.display import Display  # pylint: disable=import-outside-toplevel
 
-            Display().warning(f"could not write a transcript of host script {name} to {directory}: {exc}")
-    return parse_script_output(script, rc=rc, stdout=stdout, stderr=stderr)
+            Display().warning(f"could not write a transcript of host script {script.name} to {directory}: {exc}")
 
 
 def masked(value: t.Any) -> t.Any:

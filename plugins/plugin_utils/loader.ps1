@@ -1,31 +1,44 @@
-# mailflow-loader v1
-# Runs one host script for the bootstrap (bootstrap.ps1), which hands it the lines of stdin: line 2 names the script
-# and carries its text and its libraries, line 3 its parameters. The parameters reach the script as an object made
-# by ConvertFrom-Json: data, never code. The script returns one object, its result; the loader writes the document
-# the controller reads and maps every exception to it, so that each script holds its own logic only.
+# mailflow-loader v2
+# Runs host scripts for the bootstrap (bootstrap.ps1), which hands it the lines of stdin: line 2 lists the scripts,
+# each with its text and its libraries ({"scripts": [...]}), line 3 their parameters in the same order
+# ({"params": [...]}); lists inside objects, because Windows PowerShell 5.1's ConvertFrom-Json writes a top-level
+# array as one object, and under strict mode a lone object has no Count. One script is a module's run;
+# several are the audit of a whole host in one round trip. The parameters reach each script as an object made by
+# ConvertFrom-Json: data, never code. A script returns one object, its result; the loader writes one document per
+# script, in order, and maps every exception to that script's document, so that one failing script fails only its
+# own check and each script holds its own logic only.
 param([Parameter(Mandatory = $true)] [string[]] $lines)
 $ErrorActionPreference = 'Stop'
-$request = ConvertFrom-Json $lines[1]
-$document = [ordered]@{ script = $request.name; version = $request.version; ok = $true }
-try {
-    # Libraries define functions in this scope, which the script (a child scope) sees.
-    foreach ($library in @($request.libraries)) {
-        . ([scriptblock]::Create($library))
+$requests = @((ConvertFrom-Json $lines[1]).scripts)
+$allParams = @((ConvertFrom-Json $lines[2]).params)
+$failed = $false
+for ($index = 0; $index -lt $requests.Count; $index++) {
+    $request = $requests[$index]
+    $document = [ordered]@{ script = $request.name; version = $request.version; ok = $true }
+    try {
+        # A scope of its own per script: its libraries' functions are seen by it (a child scope), and gone after.
+        $output = @(& {
+                param($request, $params)
+                foreach ($library in @($request.libraries)) {
+                    . ([scriptblock]::Create($library))
+                }
+                & ([scriptblock]::Create($request.script)) $params
+            } $request $allParams[$index])
+        if ($output.Count -ne 1) {
+            throw [InvalidOperationException]::new("the script wrote $($output.Count) objects, not one result")
+        }
+        $document.result = $output[0]
     }
-    $output = @(& ([scriptblock]::Create($request.script)) (ConvertFrom-Json $lines[2]))
-    if ($output.Count -ne 1) {
-        throw [InvalidOperationException]::new("the script wrote $($output.Count) objects, not one result")
+    catch {
+        $exception = $_.Exception
+        $failed = $true
+        $document.ok = $false
+        $document.error = [ordered]@{ type = $exception.GetType().FullName; message = $exception.Message; hresult = $exception.HResult }
     }
-    $document.result = $output[0]
+    # Non-ASCII characters (a Swedish or German exception message) are escaped, so that the document reaches the
+    # controller intact whatever the console code page of the shell.
+    [regex]::Replace((ConvertTo-Json $document -Compress -Depth 20), '[^\x00-\x7F]', { '\u{0:x4}' -f [int][char]$args[0].Value })
 }
-catch {
-    $exception = $_.Exception
-    $document.ok = $false
-    $document.error = [ordered]@{ type = $exception.GetType().FullName; message = $exception.Message; hresult = $exception.HResult }
-}
-# Non-ASCII characters (a Swedish or German exception message) are escaped, so that the document reaches the
-# controller intact whatever the console code page of the shell.
-[regex]::Replace((ConvertTo-Json $document -Compress -Depth 20), '[^\x00-\x7F]', { '\u{0:x4}' -f [int][char]$args[0].Value })
-if (-not $document.ok) {
+if ($failed) {
     exit 1
 }

@@ -23,25 +23,45 @@ from tests.lab.scripts import (
     PROGRESS_CLIXML,
     BootstrapFailed,
     Outcome,
+    Request,
     ScriptRefused,
     check_bootstrap,
     clixml_error,
     command_line_length,
     decode_command_line,
-    read_request,
+    read_requests,
 )
-from tests.lab.twins import TWINS, Params, Session, TwinContext
+from tests.lab.twins import TWINS, Params, Session, Twin, TwinContext
 
 if t.TYPE_CHECKING:
     from tests.lab.fleet import Fleet, HostState
 
 
 @dataclass(frozen=True)
+class ScriptRun:
+    script: str
+    params: dict[str, t.Any]
+    ok: bool
+    changes: list[dict[str, t.Any]] = field(default_factory=list)  # what the lab found changed, see journal.py
+
+
+@dataclass(frozen=True)
 class Run:
     outcome: Outcome
-    script: str | None = None  # the host script that ran; None when the run was refused before it
-    params: dict[str, t.Any] = field(default_factory=dict)
-    changes: list[dict[str, t.Any]] = field(default_factory=list)  # what the lab found changed, see journal.py
+    scripts: list[ScriptRun] = field(default_factory=list)  # none when the run was refused before any script
+
+    @property
+    def script(self) -> str | None:
+        """The first (for a module's run, the only) host script that ran."""
+        return self.scripts[0].script if self.scripts else None
+
+    @property
+    def params(self) -> dict[str, t.Any]:
+        return self.scripts[0].params if self.scripts else {}
+
+    @property
+    def changes(self) -> list[dict[str, t.Any]]:
+        return [change for run in self.scripts for change in run.changes]
 
 
 def run_bootstrap(text: str, lines: list[str], *, host: HostState, fleet: Fleet, session: Session) -> Run:
@@ -49,32 +69,44 @@ def run_bootstrap(text: str, lines: list[str], *, host: HostState, fleet: Fleet,
         check_bootstrap(text)
         # The bootstrap joins its input and splits it into lines again: over psrp, ansible-core before 2.19 sends
         # stdin as one object with every line in it.
-        request = read_request([line for line in re.split(r"\r?\n", "\n".join(lines)) if line])
-        twin = TWINS.get(request.script.name)
-        if twin is None:
-            raise ScriptRefused(f"unknown host script {request.script.name!r}: the lab has no twin for it")
-        if (request.script.version, request.script.sha256) != (twin.version, twin.sha256):
-            raise ScriptRefused(
-                f"host script {twin.name} v{request.script.version} (sha256 {request.script.sha256[:16]}) is not "
-                f"the one its twin was written against (v{twin.version}, sha256 {twin.sha256[:16]}): revisit the twin"
-            )
+        requests = read_requests([line for line in re.split(r"\r?\n", "\n".join(lines)) if line])
+        twins = [_twin(request) for request in requests]
     except ScriptRefused as exc:
         return Run(Outcome(rc=1, error=f"lab: refused: {exc}"))
     except BootstrapFailed as exc:
         return Run(Outcome(rc=1, error=f"{exc.error_type}: {exc.message}"))
 
-    document: dict[str, t.Any] = {"script": twin.name, "version": twin.version, "ok": True}
-    params = Params(twin.name, request.params, load_host_script(twin.name).contract.inputs)
-    with fleet.lock:
-        before = journal.state_of(host, fleet)
-        try:
-            document["result"] = twin.run(TwinContext(host, fleet, session), params)
-        except HostException as exc:
-            document.update(ok=False, error={"type": exc.error_type, "message": exc.message, "hresult": exc.hresult})
-        changes = journal.changes(before, journal.state_of(host, fleet))
-    # The bootstrap escapes non-ASCII characters, so the output does not depend on the console code page.
-    stdout = json.dumps(document, ensure_ascii=True, separators=(",", ":")) + "\r\n"
-    return Run(Outcome(stdout=stdout, rc=0 if document["ok"] else 1), twin.name, request.params, changes)
+    # The loader runs the scripts one after the other, each with its own document; one that fails fails alone.
+    lines_out, runs = [], []
+    for request, twin in zip(requests, twins, strict=True):
+        document: dict[str, t.Any] = {"script": twin.name, "version": twin.version, "ok": True}
+        params = Params(twin.name, request.params, load_host_script(twin.name).contract.inputs)
+        with fleet.lock:
+            before = journal.state_of(host, fleet)
+            try:
+                document["result"] = twin.run(TwinContext(host, fleet, session), params)
+            except HostException as exc:
+                document.update(
+                    ok=False, error={"type": exc.error_type, "message": exc.message, "hresult": exc.hresult}
+                )
+            changes = journal.changes(before, journal.state_of(host, fleet))
+        # The loader escapes non-ASCII characters, so the output does not depend on the console code page.
+        lines_out.append(json.dumps(document, ensure_ascii=True, separators=(",", ":")) + "\r\n")
+        runs.append(ScriptRun(twin.name, request.params, bool(document["ok"]), changes))
+    rc = 0 if all(run.ok for run in runs) else 1
+    return Run(Outcome(stdout="".join(lines_out), rc=rc), runs)
+
+
+def _twin(request: Request) -> Twin:
+    twin = TWINS.get(request.script.name)
+    if twin is None:
+        raise ScriptRefused(f"unknown host script {request.script.name!r}: the lab has no twin for it")
+    if (request.script.version, request.script.sha256) != (twin.version, twin.sha256):
+        raise ScriptRefused(
+            f"host script {twin.name} v{request.script.version} (sha256 {request.script.sha256[:16]}) is not "
+            f"the one its twin was written against (v{twin.version}, sha256 {twin.sha256[:16]}): revisit the twin"
+        )
+    return twin
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ Every run is the collection's fixed bootstrap (plugins/plugin_utils/bootstrap.ps
 PowerShell shell plugin sends a script: ``PowerShell ... -EncodedCommand <base64 UTF-16-LE>``, every line stripped
 and blank ones dropped, with ``Set-StrictMode -Version Latest`` before it and an exit-code line after it. Over psrp
 the plugin decodes that text and runs it as the pipeline's script. The rest comes on stdin (pipeline input over
-psrp): line 1 ``{"loader"}`` (plugins/plugin_utils/loader.ps1, which the bootstrap runs), line 2 ``{"name",
-"version", "script", "libraries"}``, line 3 the parameters.
+psrp): line 1 ``{"loader"}`` (plugins/plugin_utils/loader.ps1, which the bootstrap runs), line 2 ``{"scripts":
+[{"name", "version", "script", "libraries"}, ...]}``, line 3 ``{"params": [...]}``: one script for a module's run,
+several for a whole host's audit in one round trip.
 
 The lab plays the bootstrap's and the loader's part (it cannot run PowerShell), so it accepts exactly the bootstrap
 and loader texts it was reviewed against, and exactly the host scripts whose twins were: anything else is refused,
@@ -25,12 +26,12 @@ from dataclasses import dataclass
 HEADER_PATTERN = re.compile(r"^# mailflow-host-script: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
 LIBRARY_HEADER_PATTERN = re.compile(r"^# mailflow-host-library: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
 BOOTSTRAP_HEADER = "# mailflow-bootstrap v2"
-LOADER_HEADER = "# mailflow-loader v1"
+LOADER_HEADER = "# mailflow-loader v2"
 # The bootstrap's and the loader's texts as the lab was reviewed against them (their wire forms, see normalized());
 # the lab's emulation of both is run_bootstrap in runner.py. tests/unit/lab/test_twin_discipline.py fails when the
 # texts and these hashes part ways.
 BOOTSTRAP_SHA256 = "d04b8bc3062399720ca56a21ae0f4db6f7a6eb5384fd36ebf7fa3aece642947b"
-LOADER_SHA256 = "f6e2914703c670ecd4bd84b712910258ca4ec500bf8fd74940a2ea09fc22b7c4"
+LOADER_SHA256 = "ccc399cff90c917d3fe62a794a95625700e479927519048ab7ec41e9beec97a7"
 ANSIBLE_PREFIX = "Set-StrictMode -Version Latest"
 ANSIBLE_SUFFIX = (
     "If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) "
@@ -169,23 +170,41 @@ class BootstrapFailed(Exception):
         self.message = message
 
 
-def read_request(lines: t.Sequence[str]) -> Request:
-    """The bootstrap's and the loader's reading of their input: the loader on line 1, the request on line 2, the
-    parameters on line 3."""
+def read_requests(lines: t.Sequence[str]) -> list[Request]:
+    """The bootstrap's and the loader's reading of their input: the loader on line 1, the scripts on line 2
+    (``{"scripts": [...]}``), their parameters in the same order on line 3 (``{"params": [...]}``)."""
     if len(lines) < 3:
         raise BootstrapFailed("System.IndexOutOfRangeException", "Index was outside the bounds of the array.")
     try:
-        loader, request, params = (json.loads(line) for line in lines[:3])
+        loader, scripts, params = (json.loads(line) for line in lines[:3])
     except ValueError as exc:
         raise BootstrapFailed("System.ArgumentException", f"Invalid JSON primitive: {exc}") from exc
     if not isinstance(loader, dict) or not isinstance(loader.get("loader"), str):
         raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no loader on line 1")
     check_loader(loader["loader"])
+    # Under Set-StrictMode, reading a property the input lacks is an error of its own.
+    if not isinstance(scripts, dict) or not isinstance(scripts.get("scripts"), list):
+        raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no scripts on line 2")
+    if not isinstance(params, dict) or not isinstance(params.get("params"), list):
+        raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no params on line 3")
+    if len(params["params"]) != len(scripts["scripts"]):
+        raise ScriptRefused(f"{len(scripts['scripts'])} scripts but {len(params['params'])} sets of parameters")
+    return [_request(request, values) for request, values in zip(scripts["scripts"], params["params"], strict=True)]
+
+
+def read_request(lines: t.Sequence[str]) -> Request:
+    """The one request of a run of one script."""
+    requests = read_requests(lines)
+    if len(requests) != 1:
+        raise ValueError(f"{len(requests)} scripts in a run, not one")
+    return requests[0]
+
+
+def _request(request: t.Any, params: t.Any) -> Request:
     if not isinstance(request, dict) or not isinstance(request.get("script"), str):
         raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no script in the request")
     libraries = request.get("libraries")
     if not isinstance(libraries, list) or not all(isinstance(item, str) for item in libraries):
-        # Under Set-StrictMode, reading a property the request lacks is an error of its own.
         raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no libraries in the request")
     received = identify(request["script"], libraries)
     if (request.get("name"), request.get("version")) != (received.name, received.version):

@@ -137,12 +137,14 @@ class HostEndpoint:
         return run.outcome
 
     def _count(self, run: Run, started: float) -> None:
-        if run.script is None:
+        if not run.scripts:
             return
+        # One invocation is one round trip, whether it ran one script or a whole host's audit.
         self.counters.round_trips += 1
-        self.counters.scripts[run.script] = self.counters.scripts.get(run.script, 0) + 1
+        for script in run.scripts:
+            self.counters.scripts[script.script] = self.counters.scripts.get(script.script, 0) + 1
+            self.lab.journal_changes(self.state.name, script.script, script.params, script.changes)
         self.counters.script_seconds += time.monotonic() - started
-        self.lab.journal_changes(self.state.name, run.script, run.params, run.changes)
 
 
 class WinRMHandler(BaseHTTPRequestHandler):

@@ -37,9 +37,9 @@ class EmulatedHost:
         result = run_command_line(
             words[0], words[1:], in_data or b"", host=self.state, fleet=self.fleet, session=self.session
         )
-        if result.run is not None and result.run.script is not None:
-            self.calls.append((result.run.script, result.run.params))
-            self.changes += result.run.changes
+        for script in result.run.scripts if result.run is not None else []:
+            self.calls.append((script.script, script.params))
+            self.changes += script.changes
         # As Ansible's winrm plugin does: powershell.exe's CLIXML stderr becomes its error text (progress is dropped).
         stderr = _parse_clixml(result.stderr) if result.stderr.startswith(b"#< CLIXML") else result.stderr
         return {

@@ -50,7 +50,7 @@ def test_non_ascii_stdin_is_garbled_by_the_console_code_page_as_on_windows(local
     words, stdin = seam_invocation({"action": "read"})
     loader, request, _params = stdin.decode("ascii").splitlines()
     # What a seam that sent UTF-8 instead of escaping would send.
-    raw = f"{loader}\n{request}\n{json.dumps({'action': 'läs'}, ensure_ascii=False)}\n".encode()
+    raw = f"{loader}\n{request}\n{json.dumps({'params': [{'action': 'läs'}]}, ensure_ascii=False)}\n".encode()
 
     result = run(words, raw, locale=locale)
 
@@ -62,7 +62,7 @@ def test_non_ascii_stdin_is_garbled_by_the_console_code_page_as_on_windows(local
 def test_escaped_stdin_arrives_intact_on_any_code_page() -> None:
     words, stdin = seam_invocation({"action": "read"})
     loader, request, _params = stdin.decode("ascii").splitlines()
-    escaped = f"{loader}\n{request}\n{json.dumps({'action': 'läs'})}\n".encode("ascii")
+    escaped = f"{loader}\n{request}\n{json.dumps({'params': [{'action': 'läs'}]})}\n".encode("ascii")
     result = run(words, escaped, locale="sv-SE")
     assert result.run is not None and result.run.params["action"] == "läs"
 
@@ -70,7 +70,7 @@ def test_escaped_stdin_arrives_intact_on_any_code_page() -> None:
 def test_pipeline_input_over_psrp_has_no_code_page() -> None:
     words, stdin = seam_invocation({"action": "read"})
     lines = stdin.decode("ascii").splitlines()
-    lines[2] = json.dumps({"action": "läs"}, ensure_ascii=False)
+    lines[2] = json.dumps({"params": [{"action": "läs"}]}, ensure_ascii=False)
     fleet = load_fleet("single")
     text = decode_command_line(words[0], words[1:])
     outcome = run_bootstrap(text, lines, host=fleet.hosts["ex01"], fleet=fleet, session=SESSION)

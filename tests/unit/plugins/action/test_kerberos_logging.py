@@ -294,7 +294,7 @@ def test_a_change_the_host_did_not_keep_fails_the_task(emulated_host: EmulatedHo
     ) -> dict[str, t.Any]:
         # A host (or group policy) that silently keeps the old value: the script reports the state after the change.
         loader, request = (in_data or b"").decode("ascii").splitlines()[:2]
-        read = '{"action": "read", "value": null}'
+        read = '{"params": [{"action": "read", "value": null}]}'
         return real_execute(cmd, sudoable, f"{loader}\n{request}\n{read}\n".encode("ascii"))
 
     action = make_action(ActionModule, {}, emulated_host)

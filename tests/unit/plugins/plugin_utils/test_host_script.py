@@ -23,12 +23,15 @@ from ansible_collections.mailflow.remediation.plugins.plugin_utils._host_script 
     HostUnreachable,
     build_invocation,
     load_host_script,
+    parse_batch_output,
     parse_contract,
     parse_script_output,
     run_host_script,
+    run_host_scripts,
     wire_params,
 )
 from tests.lab.scripts import check_bootstrap, decode_command_line, read_request, script_sha256
+from tests.unit.conftest import EmulatedHost
 
 SCRIPT = load_host_script("kerberos_log_level")
 SCRIPTS = sorted(SCRIPT_DIR.glob("*.ps1"))
@@ -81,7 +84,7 @@ def test_a_hostile_string_parameter_stays_data_in_the_json_line() -> None:
     command, stdin = build_invocation(SHELL, script, {"action": "read", "value": None, "extra": hostile})
     lines = stdin.decode("ascii").splitlines()
     assert hostile not in base64.b64decode(command.rsplit(" ", maxsplit=1)[-1]).decode("utf-16-le")
-    assert json.loads(lines[2])["extra"] == hostile and hostile not in lines[0] + lines[1]
+    assert json.loads(lines[2])["params"][0]["extra"] == hostile and hostile not in lines[0] + lines[1]
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda path: path.name)
@@ -111,7 +114,7 @@ def test_the_command_line_does_not_grow_with_the_script() -> None:
 def test_stdin_is_pure_ascii_whatever_the_parameters(params: dict[str, t.Any]) -> None:
     stdin = build_invocation(SHELL, SCRIPT, params)[1]
     assert stdin.decode("ascii") == stdin.decode("cp850")  # no byte above 0x7F
-    assert json.loads(stdin.decode("ascii").splitlines()[2]) == params
+    assert json.loads(stdin.decode("ascii").splitlines()[2]) == {"params": [params]}
 
 
 @pytest.mark.parametrize(
@@ -278,3 +281,41 @@ def test_every_script_names_itself_and_declares_its_contract(path: Path) -> None
 def test_a_malformed_contract_is_refused(header: str, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         parse_contract("x", f"# mailflow-host-script: x v1\n{header}\n$x = 1\n")
+
+
+# --- several scripts in one round trip (the audit of a whole host) ----------------------------------------------------
+def test_a_batch_runs_in_one_round_trip_and_a_failing_script_fails_only_its_own_entry(
+    emulated_host: EmulatedHost,
+) -> None:
+    key = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\Kerberos\Parameters"
+    action = MagicMock()
+    action._connection._shell = SHELL
+    action._low_level_execute_command = emulated_host.execute
+    emulated_host.state.registry_write_denied.add(key.upper())
+
+    outcomes = run_host_scripts(
+        action,
+        [
+            ("kerberos_log_level", {"action": "read"}),
+            ("kerberos_log_level", {"action": "set", "value": 1}),
+            ("kerberos_log_level", {"action": "read"}),
+        ],
+    )
+
+    assert len(emulated_host.command_lines) == 1
+    assert outcomes[0] == outcomes[2] == {"key_exists": True, "exists": False, "kind": None, "value": None}
+    assert isinstance(outcomes[1], HostScriptRaised)
+    assert outcomes[1].error_type == "System.UnauthorizedAccessException"
+
+
+def test_a_batch_with_documents_missing_fails_every_entry() -> None:
+    scripts = [SCRIPT, SCRIPT]
+    outcomes = parse_batch_output(scripts, rc=1, stdout=OK, stderr="")
+    assert [str(outcome) for outcome in outcomes] == [
+        f"host script kerberos_log_level returned 1 JSON documents for 2 scripts (rc=1); stdout: {OK}"
+    ] * 2
+
+
+def test_in_a_batch_the_exit_code_of_another_scripts_failure_does_not_spoil_a_good_result() -> None:
+    outcomes = parse_batch_output([SCRIPT, SCRIPT], rc=1, stdout=f"{OK}\r\n{RAISED}\r\n", stderr="")
+    assert outcomes[0] == RESULT and isinstance(outcomes[1], HostScriptRaised)
