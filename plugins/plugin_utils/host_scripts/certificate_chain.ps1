@@ -182,24 +182,34 @@ foreach ($certificate in $stores.My) {
 }
 
 # The certificates in any store whose subject is one of the names asked for (the issuers and subjects of the
-# certificates the task gives), so that the controller can tell what the host already has.
+# certificates the task gives), and their issuers in turn, so that the controller can tell what the host already has
+# above them.
 $wanted = @{}
 foreach ($name in @($params.names)) {
     $wanted[[string]$name] = $true
 }
 $issuers = [System.Collections.Generic.List[object]]::new()
 $listed = @{}
-foreach ($storeName in $stores.Keys) {
-    foreach ($certificate in $stores[$storeName]) {
-        if ($listed.ContainsKey($certificate.Thumbprint) -or -not $wanted.ContainsKey([Convert]::ToBase64String($certificate.SubjectName.RawData))) {
-            continue
+$more = $true
+while ($more) {
+    $more = $false
+    foreach ($storeName in $stores.Keys) {
+        foreach ($certificate in $stores[$storeName]) {
+            if ($listed.ContainsKey($certificate.Thumbprint) -or -not $wanted.ContainsKey([Convert]::ToBase64String($certificate.SubjectName.RawData))) {
+                continue
+            }
+            $listed[$certificate.Thumbprint] = $true
+            $null = $issuers.Add([ordered]@{
+                    thumbprint = $certificate.Thumbprint
+                    der = [Convert]::ToBase64String($certificate.RawData)
+                    stores = @($holders[$certificate.Thumbprint])
+                })
+            $issuerName = [Convert]::ToBase64String($certificate.IssuerName.RawData)
+            if (-not $wanted.ContainsKey($issuerName)) {
+                $wanted[$issuerName] = $true
+                $more = $true
+            }
         }
-        $listed[$certificate.Thumbprint] = $true
-        $null = $issuers.Add([ordered]@{
-                thumbprint = $certificate.Thumbprint
-                der = [Convert]::ToBase64String($certificate.RawData)
-                stores = @($holders[$certificate.Thumbprint])
-            })
     }
 }
 

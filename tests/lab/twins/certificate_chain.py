@@ -26,7 +26,7 @@ if t.TYPE_CHECKING:
     from tests.lab.windows import StoredCertificate
 
 VERSION = 1
-SHA256 = "4419ee0044b5f5755ad1e5562c0086da37e97da59c11d584e965b0cba80e55c0"
+SHA256 = "a222c1ad336a7b3fe07e837857439ee0cb473fa97ba5fab0bd11d9e6279cac61"
 
 
 def run(context: TwinContext, params: Params) -> dict[str, t.Any]:
@@ -102,15 +102,24 @@ def run(context: TwinContext, params: Params) -> dict[str, t.Any]:
     wanted = {str(name) for name in params["names"] or []}
     issuers = []
     listed: set[str] = set()
-    for store in STORES:
-        for entry in host.certificates.entries(store):
-            subject = base64.b64encode(entry.certificate.subject.public_bytes()).decode("ascii")
-            if entry.thumbprint in listed or subject not in wanted:
-                continue
-            listed.add(entry.thumbprint)
-            issuers.append(
-                {"thumbprint": entry.thumbprint, "der": _der(entry.certificate), "stores": holders[entry.thumbprint]}
-            )
+    more = True
+    while more:  # the certificates named, then their issuers in turn, as the script walks the stores
+        more = False
+        for store in STORES:
+            for entry in host.certificates.entries(store):
+                if entry.thumbprint in listed or _name(entry.certificate.subject) not in wanted:
+                    continue
+                listed.add(entry.thumbprint)
+                issuers.append(
+                    {
+                        "thumbprint": entry.thumbprint,
+                        "der": _der(entry.certificate),
+                        "stores": holders[entry.thumbprint],
+                    }
+                )
+                if _name(entry.certificate.issuer) not in wanted:
+                    wanted.add(_name(entry.certificate.issuer))
+                    more = True
     return {"exchange": exchange, "candidates": candidates, "issuers": issuers, "imported": imported}
 
 
@@ -141,6 +150,10 @@ def _status(host: HostState, chain: Chain) -> list[str]:
     elif not chain.trusted:
         flags.append("UntrustedRoot")
     return flags
+
+
+def _name(name: x509.Name) -> str:
+    return base64.b64encode(name.public_bytes()).decode("ascii")
 
 
 def _holders(host: HostState) -> dict[str, list[str]]:
