@@ -320,7 +320,7 @@ class ActionModule(MailflowAction):
         if smtp:
             # Exchange's own self-signed certificate stays enabled for SMTP next to a purchased one; it has no
             # intermediates to complete. Among the others, the latest to expire, as Exchange prefers.
-            chosen = max(smtp, key=lambda item: smtp_preference(item))
+            chosen = max(smtp, key=smtp_preference)
             return chosen, ""
         if relaying:
             return None, (

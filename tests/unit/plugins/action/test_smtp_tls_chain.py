@@ -72,7 +72,7 @@ def silent_server() -> t.Iterator[tuple[int, list[int]]]:
         listener.settimeout(0.1)
         while not stop.is_set():
             try:
-                connection, _ = listener.accept()
+                connection, _address = listener.accept()
             except OSError:
                 continue
             accepted.append(1)

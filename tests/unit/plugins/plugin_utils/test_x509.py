@@ -202,7 +202,7 @@ def test_forked_workers_validate_a_bundle_once_and_read_the_verdict(pki: Pki, tm
 def test_a_refusal_is_remembered_for_the_run_too(pki: Pki, tmp_path: Path) -> None:
     path = tmp_path / "leaf.pem"
     path.write_bytes(pki.leaf.pem)
-    for _ in range(2):
+    for _attempt in range(2):
         with pytest.raises(CertificateError, match="is not a CA certificate"):
             bundles.validated_bundle(src=[str(path)], content=[], only_chain=True, cache_dir=tmp_path / "cache")
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1
