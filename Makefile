@@ -43,6 +43,7 @@ floor: setup
 benchmark: setup
 	$(BIN)/python -m tests.benchmarks.fleet_audit --hosts 50 --forks 25
 	$(BIN)/python -m tests.benchmarks.lab_scale --hosts 50 200 500
+	$(BIN)/python -m tests.benchmarks.intermediate_ca_bundle --hosts 10 50 100 200 --forks 25
 
 clean:
 	rm -rf $(VENV) .venv-sanity .venv-floor .collections .cache build

@@ -203,6 +203,16 @@ WRITE_METHODS = {
     "deletesubkey": "registry",
     "deletesubkeytree": "registry",
 }
+# Methods that write only on an object of one .NET type (X509Store.Add does, List.Add does not), by the type's name
+# as the script constructs it; the receiver is a variable the script assigned from that type's constructor.
+WRITE_METHODS_OF_TYPE = {
+    "x509store": {
+        "add": "certificates",
+        "addrange": "certificates",
+        "remove": "certificates",
+        "removerange": "certificates",
+    },
+}
 WRITE_COMMANDS = {
     "set-itemproperty": "registry",
     "new-itemproperty": "registry",
@@ -259,10 +269,28 @@ def _hash_keys(node: tree_sitter.Node) -> set[str]:
     return keys
 
 
+def _typed_variables(tree: tree_sitter.Tree) -> dict[str, str]:
+    """Variables assigned from the constructor of a type in WRITE_METHODS_OF_TYPE: ``$v = [...X509Store]::new(...)``
+    or ``New-Object ...X509Store``, by lower-case name."""
+    typed = {}
+    for node in walk(tree.root_node):
+        assignment = _assigned_to(node)
+        if assignment is None or assignment[0].type != "variable":
+            continue
+        value = text_of(assignment[1]).lower()
+        for kind in WRITE_METHODS_OF_TYPE:
+            if re.match(rf"\[([a-z0-9_.]+\.)?{kind}\]::new\(", value) or re.match(
+                rf"new-object\s+(-typename\s+)?['\"]?([a-z0-9_.]+\.)?{kind}\b", value
+            ):
+                typed[text_of(assignment[0]).lower()] = kind
+    return typed
+
+
 def script_facts(text: str) -> ScriptFacts:
     tree = parse(text)
     statements = _statements(tree)
     result = _result_variable(statements)
+    typed = _typed_variables(tree)
     params_read: set[str] = set()
     misread: list[str] = []
     keys: set[str] = set()
@@ -288,6 +316,10 @@ def script_facts(text: str) -> ScriptFacts:
             method = _member(node)
             if method in WRITE_METHODS:
                 writes.setdefault(WRITE_METHODS[method], []).append(line_of(node))
+            receiver = text_of(node.children[0]).lower() if node.children else ""
+            area = WRITE_METHODS_OF_TYPE.get(typed.get(receiver, ""), {}).get(method)
+            if area is not None:
+                writes.setdefault(area, []).append(line_of(node))
             if method == "setvalue":
                 kinds.append((line_of(node), _registry_kind(node)))
         if node.type == "command" and command_name(node) in WRITE_COMMANDS:
@@ -335,10 +367,16 @@ def _all_statements(statements: list[tree_sitter.Node]) -> t.Iterator[tree_sitte
                 continue
             parent = child.parent
             # A script block handed to a command or a method (ForEach-Object { }, [regex]::Replace) has an output of
-            # its own; its statements are that block's business.
+            # its own; its statements are that block's business. So do @(...) and $(...): their statements make the
+            # expression's value, which the enclosing statement assigns or leaks.
             inside_expression = False
             while parent is not None and parent is not node:
-                if parent.type in ("script_block_expression", "function_statement"):
+                if parent.type in (
+                    "script_block_expression",
+                    "function_statement",
+                    "array_expression",
+                    "sub_expression",
+                ):
                     inside_expression = True
                     break
                 parent = parent.parent

@@ -17,8 +17,18 @@ pytestmark = [pytest.mark.integration, requires_lab]
 
 # Arguments that make each module want a change somewhere in contoso, so that check mode has something to withhold.
 CHECK_MODE_TASKS: dict[str, list[dict[str, t.Any]]] = {
+    "intermediate_ca": [
+        {
+            "src": ["{{ lab_pki_dir }}/public-tls.pem", "{{ lab_pki_dir }}/public-policy.pem"],
+            "domain_username": "CONTOSO\\ansible",
+            "domain_password": "{{ ansible_password }}",
+        }
+    ],
     "kerberos_logging": [{}, {"level": 0}, {"state": "restored", "previous": {"exists": True, "value": 0}}],
+    "smtp_tls_chain": [{"ca_file": "{{ lab_pki_dir }}/public-root.pem"}],
 }
+# Modules that only report (evidence): never changed; in contoso they must find something, as unfixable.
+NEVER_CHANGED = {"smtp_tls_chain"}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +51,11 @@ def test_module_in_check_mode_writes_nothing(contoso: LabClient, tmp_path: Path,
     ]
     run = PlaybookRunner(contoso, tmp_path).run(tasks, hosts="exchange_servers")
     assert run.rc == 0, run.stdout + run.stderr
-    assert any(item["result"].get("changed") for item in run.results), "check mode found nothing to change"
+    if module in NEVER_CHANGED:
+        assert not any(item["result"].get("changed") for item in run.results)
+        assert any(item["result"].get("unfixable") for item in run.results), "found nothing to report"
+    else:
+        assert any(item["result"].get("changed") for item in run.results), "check mode found nothing to change"
     assert contoso.journal() == []
 
 

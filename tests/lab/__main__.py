@@ -16,7 +16,8 @@ import sys
 import typing as t
 from pathlib import Path
 
-from tests.lab.control import CA_FILE, STATUS_FILE, LabClient, start_lab
+from tests.lab.certs import to_pem
+from tests.lab.control import CA_FILE, PKI_DIR, STATUS_FILE, LabClient, start_lab
 from tests.lab.fleet import load_fleet
 from tests.lab.server import Lab
 
@@ -27,6 +28,10 @@ def serve(args: argparse.Namespace) -> int:
     state.mkdir(parents=True, exist_ok=True)
     # Before the status file: whoever sees the lab as started can already validate its HTTPS listeners.
     (state / CA_FILE).write_bytes(lab.authority.ca_pem)
+    if lab.fleet.pki is not None:
+        (state / PKI_DIR).mkdir(exist_ok=True)
+        for name, authority in lab.fleet.pki.authorities.items():
+            (state / PKI_DIR / f"{name}.pem").write_bytes(to_pem([authority.certificate]))
     document = {"pid": os.getpid(), "status": lab.status(), "password": lab.fleet.credentials.password}
     temporary = state / (STATUS_FILE + ".tmp")
     temporary.write_text(json.dumps(document, indent=2), encoding="utf-8")

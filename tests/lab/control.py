@@ -19,6 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STATUS_FILE = "lab.json"
 # The lab's CA certificate, written at start: what a client trusts to validate the hosts' HTTPS listeners.
 CA_FILE = "lab-ca.pem"
+# The fleet's PKI (KB 3212877), written at start: one PEM file per authority, certificates only (the keys stay in the
+# lab's memory), for the tasks that give intermediates or trust a root.
+PKI_DIR = "pki"
 CONNECTIONS = ("winrm", "psrp")
 SCHEMES = ("http", "https")
 # pywinrm speaks raw NTLM; pypsrp also NTLM inside SPNEGO ("negotiate", the psrp plugin's default).
@@ -36,6 +39,7 @@ class LabClient:
         self.status = document["status"]
         self.password = str(document["password"])
         self.ca_file = self.state_dir / CA_FILE
+        self.pki_dir = self.state_dir / PKI_DIR
         self.base = f"http://127.0.0.1:{self.status['control_port']}"
 
     def _call(self, method: str, path: str, document: t.Any = None) -> t.Any:
@@ -80,6 +84,9 @@ class LabClient:
     ) -> Path:
         """An inventory of the fleet: groups exchange_servers and domain_controllers, one lab port per host.
 
+        Exchange hosts also get ``mailflow_smtp_port``, their SMTP listener (the collection's convention for a port
+        other than 25), and every host ``lab_pki_dir``, where the fleet's CA certificates are (PKI_DIR).
+
         ``scheme`` picks each host's HTTP or HTTPS listener. Over HTTPS, ``cert_validation`` is ``ca`` (validate
         against the lab's CA file), ``ignore``, or ``system`` (validate against the system's trust store, which
         does not know the lab's CA: the error a user sees with an untrusted certificate).
@@ -87,16 +94,20 @@ class LabClient:
         if (connection, scheme, auth) not in COMBINATIONS:
             raise ValueError(f"no lab inventory for connection={connection} scheme={scheme} auth={auth}")
         port_key = "https_port" if scheme == "https" else "port"
+        smtp_ports = (self.status.get("mail") or {}).get("smtp_ports", {})
         groups: dict[str, dict[str, t.Any]] = {"exchange_servers": {"hosts": {}}, "domain_controllers": {"hosts": {}}}
         for name, host in self.status["hosts"].items():
             for role, group in (("exchange", "exchange_servers"), ("dc", "domain_controllers")):
                 if role in host["roles"]:
                     entry = {"ansible_host": "127.0.0.1", "ansible_port": host[port_key], "lab_fqdn": host["fqdn"]}
+                    if name in smtp_ports:
+                        entry["mailflow_smtp_port"] = smtp_ports[name]
                     groups[group]["hosts"][name] = entry
         connection_vars: dict[str, t.Any] = {
             "ansible_connection": connection,
             "ansible_user": self.status["credentials"]["username"],
             "ansible_password": self.password,
+            "lab_pki_dir": str(self.pki_dir.resolve()),
         }
         connection_vars.update(self._transport_vars(connection, auth, scheme, cert_validation))
         document = {"all": {"vars": connection_vars, "children": groups}}

@@ -1,7 +1,8 @@
 """A twin is held to its script: the same text (hash), the same contract (inputs read, outputs returned, writes made),
 and the lab's emulation of the bootstrap is held to the bootstrap's text.
 
-Each twin module lists EXAMPLES, runs that exercise what its script does: (fleet, host, parameters). Each runs here
+Each twin module lists EXAMPLES, runs that exercise what its script does: (fleet, host, parameters), the parameters
+possibly a function of the loaded fleet. Each runs here
 the whole way a module's run goes: the seam builds the command line and stdin, the lab's cmd shell answers through
 the twin, the seam reads the document and checks the result against the contract, and every change the lab finds
 in the state must fall within what the contract declares the script writes.
@@ -110,7 +111,7 @@ def test_a_twin_cannot_read_an_input_its_script_does_not_declare() -> None:
 
 # Where a change the lab finds lies (a path of tests/lab/journal.py), as the area of a contract's "# writes" line.
 # Modules that add areas add their state paths here.
-AREAS = {"host/registry": "registry"}
+AREAS = {"host/certificates": "certificates", "host/registry": "registry"}
 
 
 def declared_registry_values(contract: Contract) -> set[tuple[str, str, str]]:
@@ -157,6 +158,9 @@ def test_a_twin_keeps_its_scripts_contract(name: str, fleet: str, host: str, par
     lab_fleet = load_fleet(fleet)
     state: HostState = lab_fleet.host(host)
     script = load_host_script(name)
+    if callable(params):
+        # Parameters that depend on what the fleet generates when it loads (its PKI's certificates, say).
+        params = params(lab_fleet)
     command, stdin = build_invocation(SHELL, script, wire_params(script, params))
     words = command.split(" ")
 
