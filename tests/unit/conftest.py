@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import typing as t
 from unittest.mock import MagicMock
 
@@ -47,6 +48,15 @@ class EmulatedHost:
             "stdout": result.stdout.decode(self.state.oem_code_page),
             "stderr": stderr.decode("utf-8"),
         }
+
+
+def with_params(in_data: bytes | None, change: t.Callable[[dict[str, t.Any]], None]) -> bytes:
+    """The stdin of a one-script run with its parameters changed by ``change``: how a test plays a host that does
+    something else than it was asked (one that keeps no write answers as a read would)."""
+    loader, scripts, params = (in_data or b"").decode("ascii").splitlines()
+    document = json.loads(params)
+    change(document["params"][0])
+    return f"{loader}\n{scripts}\n{json.dumps(document)}\n".encode("ascii")
 
 
 def make_action(

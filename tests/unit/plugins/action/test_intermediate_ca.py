@@ -4,7 +4,6 @@ emulated Exchange server of the contoso fleet (ex01 lacks the issuing intermedia
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from ansible_collections.mailflow.remediation.plugins.plugin_utils._x509 import 
 from tests.lab.fleet import Fleet, load_fleet
 from tests.pki import Pki, make_pki
 from tests.playbook import REPO_ROOT
-from tests.unit.conftest import EmulatedHost, make_action
+from tests.unit.conftest import EmulatedHost, make_action, with_params
 
 FQCN = "mailflow.remediation.intermediate_ca"
 CREDENTIALS = {"domain_username": "CONTOSO\\ansible", "domain_password": "Lab-Passw0rd!"}
@@ -250,10 +249,9 @@ def test_an_import_the_host_did_not_keep_fails_the_task(contoso: Fleet, tmp_path
     def forget_imports(
         cmd: str, sudoable: bool = True, in_data: bytes | None = None, **options: t.Any
     ) -> dict[str, t.Any]:
-        request, params = (in_data or b"").decode("ascii").splitlines()
-        document = json.loads(params)
-        document.update(action="read", **{"import": []})
-        return real_execute(cmd, sudoable, f"{request}\n{json.dumps(document)}\n".encode("ascii"))
+        return real_execute(
+            cmd, sudoable, with_params(in_data, lambda params: params.update(action="read", **{"import": []}))
+        )
 
     action = make_action(
         ActionModule, {"src": [pem_file(contoso, tmp_path, "public-tls")], **CREDENTIALS}, emulated, fqcn=FQCN

@@ -8,7 +8,7 @@ import pytest
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 
 from ansible_collections.mailflow.remediation.plugins.action.kerberos_logging import ActionModule
-from tests.unit.conftest import EmulatedHost, make_action
+from tests.unit.conftest import EmulatedHost, make_action, with_params
 
 KEY = r"HKLM\SYSTEM\CURRENTCONTROLSET\CONTROL\LSA\KERBEROS\PARAMETERS"
 VALUE = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\Kerberos\Parameters\LogLevel"
@@ -293,9 +293,9 @@ def test_a_change_the_host_did_not_keep_fails_the_task(emulated_host: EmulatedHo
         cmd: str, sudoable: bool = True, in_data: bytes | None = None, **options: t.Any
     ) -> dict[str, t.Any]:
         # A host (or group policy) that silently keeps the old value: the script reports the state after the change.
-        loader, request = (in_data or b"").decode("ascii").splitlines()[:2]
-        read = '{"params": [{"action": "read", "value": null}]}'
-        return real_execute(cmd, sudoable, f"{loader}\n{request}\n{read}\n".encode("ascii"))
+        return real_execute(
+            cmd, sudoable, with_params(in_data, lambda params: params.update(action="read", value=None))
+        )
 
     action = make_action(ActionModule, {}, emulated_host)
     action._low_level_execute_command = ignore_writes
