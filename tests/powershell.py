@@ -204,6 +204,11 @@ WRITE_METHODS = {
     "deletesubkeytree": "registry",
 }
 WRITE_COMMANDS = {
+    "disable-netfirewallrule": "firewall",
+    "enable-netfirewallrule": "firewall",
+    "new-netfirewallrule": "firewall",
+    "remove-netfirewallrule": "firewall",
+    "set-netfirewallrule": "firewall",
     "set-itemproperty": "registry",
     "new-itemproperty": "registry",
     "remove-itemproperty": "registry",

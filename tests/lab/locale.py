@@ -49,6 +49,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Fehlercode 0x8009030e aufgetreten: Eine angegebene Anmeldesitzung ist nicht vorhanden. Sie wurde "
         "möglicherweise bereits beendet.",
     },
+    # New-CimSession to another host over Kerberos from a logon without credentials to pass on (the second hop).
+    "WinRM cannot process the request. The following error with errorcode 0x8009030e occurred while using Kerberos "
+    "authentication: A specified logon session does not exist. It may already have been terminated.": {
+        "sv-SE": "WinRM kan inte bearbeta begäran. Följande fel med felkoden 0x8009030e inträffade vid "
+        "Kerberos-autentisering: Det angivna inloggningssessionen finns inte. Den kan redan ha avslutats.",
+        "de-DE": "Der WinRM-Client kann die Anforderung nicht verarbeiten. Bei der Kerberos-Authentifizierung ist der "
+        "folgende Fehler mit dem Fehlercode 0x8009030e aufgetreten: Eine angegebene Anmeldesitzung ist nicht "
+        "vorhanden. Sie wurde möglicherweise bereits beendet.",
+    },
     # A DC that a script was told to use (domain_server) and cannot reach.
     "The specified domain controller {server} does not exist or could not be contacted.": {
         "sv-SE": "Den angivna domänkontrollanten {server} finns inte eller gick inte att kontakta.",
