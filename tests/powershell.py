@@ -209,6 +209,7 @@ WRITE_COMMANDS = {
     "new-netfirewallrule": "firewall",
     "remove-netfirewallrule": "firewall",
     "set-netfirewallrule": "firewall",
+    "set-receiveconnector": "exchange",
     "set-itemproperty": "registry",
     "new-itemproperty": "registry",
     "remove-itemproperty": "registry",
