@@ -164,8 +164,8 @@ def since_window(value: str) -> tuple[int | None, str | None]:
             "since", f"{value!r} is neither a duration (30m, 24h, 7d) nor an ISO 8601 time (2024-05-01T08:00:00Z)"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return None, moment.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return None, moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def replies(last_error: str) -> list[tuple[str, str]]:

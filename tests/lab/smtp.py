@@ -602,7 +602,7 @@ class MailLab:
                 # connect() rather than the constructor, which drops the banner the log records; STARTTLS then needs
                 # the server name the constructor would have kept.
                 log.reply(*client.connect(LOOPBACK, self.eop.port))
-                client._host = LOOPBACK
+                setattr(client, "_host", LOOPBACK)  # noqa: B010 - smtplib keeps it private and untyped
                 if client.sock is not None:
                     client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 log.reply(*log.sent(f"EHLO {host.fqdn}", client.ehlo()))

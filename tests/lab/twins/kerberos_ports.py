@@ -59,7 +59,7 @@ def run(context: TwinContext, params: Params) -> dict[str, t.Any]:
     # The script lists TCP 88, TCP 464 per DC, then its UDP probe: the same order.
     result["probes"] = probes
 
-    silent = list(dict.fromkeys(probe["dc"] for probe in probes if probe["result"] == "no_answer"))
+    silent = list(dict.fromkeys(str(probe["dc"]) for probe in probes if probe["result"] == "no_answer"))
     result["dc_firewalls"] = [_remote_firewall(context, params, name) for name in silent]
     return result
 
