@@ -126,7 +126,8 @@ def plant(document: dict[str, t.Any], **connector: t.Any) -> None:
             },
             [
                 "EX01\\Default EX01 is externally secured (AuthMechanism ExternalAuthoritative), which Exchange "
-                "does not combine with ExchangeServer; decide whether it should take mail from other Exchange servers at all"
+                "does not combine with ExchangeServer; decide whether it should take mail from other Exchange "
+                "servers at all"
             ],
             [],
         ),
@@ -142,7 +143,8 @@ def plant(document: dict[str, t.Any], **connector: t.Any) -> None:
             {"name": "Default EX01", "bindings": ["0.0.0.0:2526"]},
             [
                 "EX01: no receive connector of the Transport service (HubTransport) listens on port 2525: other "
-                "Exchange servers cannot deliver to EX01; restore the Default EX01 connector, or name the connector that takes "
+                "Exchange servers cannot deliver to EX01; restore the Default EX01 connector, or name the connector "
+                "that takes "
                 "their mail in 'connectors'"
             ],
             [],
@@ -214,7 +216,8 @@ def test_a_refusal_by_exchange_fails_with_its_type_and_changes_nothing(monkeypat
         make_action(ActionModule, CREDENTIALS, host, fqcn=FQCN).run(task_vars={})
     assert raised.value.message == (
         "Exchange refused Set-ReceiveConnector for EX02\\Default EX02: "
-        "Microsoft.Exchange.Data.DataValidationException: The ExchangeServer authentication mechanism requires the Tls authentication mechanism.; nothing was changed"
+        "Microsoft.Exchange.Data.DataValidationException: The ExchangeServer authentication mechanism requires "
+        "the Tls authentication mechanism.; nothing was changed"
     )
     assert host.changes == [] and state_of(fleet, "ex02", "Default EX02") == before
 
