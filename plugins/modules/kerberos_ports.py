@@ -17,7 +17,7 @@ description:
   - For a DC that leaves a port unanswered, the module reads that DC's own inbound rules over CIM (WinRM, with the
     O(domain_username) credentials when given) to tell the DC's firewall from a network firewall in between.
   - On a domain controller, the module checks its own inbound rules that allow TCP and UDP 88 and 464, found by
-    their port filters (C(Get-NetFirewallPortFilter)), never by display name, which is localized. It fixes them:
+    their port filters (C(Get-NetFirewallPortFilter)), never by display name, which is localized. It fixes them;
     it enables the existing rule (by its name), preferring the one Windows added at promotion, or, when no rule
     opens a port, adds its own rule C(mailflow.remediation-Kerberos-<PROTOCOL>-<PORT>-In) for C(lsass.exe).
   - What it cannot change is reported in RV(unfixable) and as a warning, never as a change and never failing the

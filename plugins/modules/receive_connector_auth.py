@@ -11,14 +11,14 @@ version_added: 0.1.0
 description:
   - KB 979174 step 6 asks that the receive connectors taking mail from other Exchange servers have Exchange
     authentication. On a Mailbox server (Exchange Server 2013 or later), the module ensures that C(AuthMechanism)
-    includes C(ExchangeServer) and C(PermissionGroups) includes C(ExchangeServers) on those connectors: by default
+    includes C(ExchangeServer) and C(PermissionGroups) includes C(ExchangeServers) on those connectors; by default
     the Transport service's connectors (C(TransportRole) C(HubTransport)) bound to port 2525, such as
     C(Default <SERVER>), or the ones named in O(connectors).
   - It adds only what is missing and leaves every other value as it was. It computes values Exchange accepts
     (C(ExchangeServer) needs C(Tls), which it adds with it) and sets both in one C(Set-ReceiveConnector); a value
     Exchange refuses anyway fails the task with Exchange's exception type and message.
-  - Exchange cmdlets are reached the way Microsoft supports them: a remote PowerShell session to the server's own
-    Exchange endpoint, with O(domain_username) and O(domain_password) when given. The Exchange Management Shell
+  - Exchange cmdlets are reached the way Microsoft supports them, through a remote PowerShell session to the
+    server's own Exchange endpoint, with O(domain_username) and O(domain_password) when given. The Exchange Management Shell
     snap-in is not used. A host without Exchange fails with a clear message.
   - One round trip reads the connectors; at most one more changes them and returns them as they are after.
 options:
@@ -37,7 +37,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.conn
   - ansible.builtin.action_common_attributes.actiongroups
 notes:
-  - O(domain_server) is accepted (it is set for the whole action group) but plays no part: the session goes to the
+  - O(domain_server) is accepted (it is set for the whole action group) but plays no part; the session goes to the
     host's own Exchange endpoint.
   - A connector that is externally secured (C(ExternalAuthoritative)), a disabled one, or a server without any
     connector on port 2525 is reported in RV(unfixable), not changed.
