@@ -202,7 +202,7 @@ def opens(rule: dict[str, t.Any], protocol: str, port: int) -> bool:
     if rule["protocol"].upper() != protocol:
         return False
     for entry in rule["local_ports"]:
-        low, _, high = str(entry).partition("-")
+        low, _dash, high = str(entry).partition("-")
         if low.isdigit() and (high or low).isdigit() and int(low) <= port <= int(high or low):
             return True
     return False

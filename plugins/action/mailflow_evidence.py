@@ -179,7 +179,7 @@ def summarize(state: dict[str, t.Any]) -> dict[str, t.Any]:
     queues_5_7_64 = [
         queue
         for queue in queues
-        if any(status == STATUS_TENANT_ATTRIBUTION for _, status in replies(queue["last_error"]))
+        if any(status == STATUS_TENANT_ATTRIBUTION for _code, status in replies(queue["last_error"]))
     ]
     events = {item["key"]: item for item in state["events"]}
     protocol_log = state["protocol_log"] or {"files": 0, "count": 0, "samples": []}

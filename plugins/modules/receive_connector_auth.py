@@ -18,8 +18,8 @@ description:
     (C(ExchangeServer) needs C(Tls), which it adds with it) and sets both in one C(Set-ReceiveConnector); a value
     Exchange refuses anyway fails the task with Exchange's exception type and message.
   - Exchange cmdlets are reached the way Microsoft supports them, through a remote PowerShell session to the
-    server's own Exchange endpoint, with O(domain_username) and O(domain_password) when given. The Exchange Management Shell
-    snap-in is not used. A host without Exchange fails with a clear message.
+    server's own Exchange endpoint, with O(domain_username) and O(domain_password) when given. The Exchange
+    Management Shell snap-in is not used. A host without Exchange fails with a clear message.
   - One round trip reads the connectors; at most one more changes them and returns them as they are after.
 options:
   connectors:

@@ -277,7 +277,7 @@ def windows_dn(name: x509.Name) -> str:
 
 
 def _windows_rdn(rdn: str) -> str:
-    attribute, _, value = rdn.partition("=")
+    attribute, _equals, value = rdn.partition("=")
     return f"{_WINDOWS_ATTRIBUTES.get(attribute, attribute)}={value}"
 
 

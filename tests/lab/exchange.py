@@ -219,7 +219,7 @@ def parse_tls_certificate_name(value: str) -> tuple[str, str] | None:
     """(issuer, subject) of a ``<I>issuer<S>subject`` value; None when it is not in that form."""
     if not value.startswith("<I>") or "<S>" not in value:
         return None
-    issuer, _, subject = value[len("<I>") :].partition("<S>")
+    issuer, _marker, subject = value[len("<I>") :].partition("<S>")
     return (issuer, subject) if issuer.strip() and subject.strip() else None
 
 
@@ -345,7 +345,7 @@ class ExchangeState:
     def route(self, domain: str) -> SendConnector | None:
         """The enabled send connector mail for ``domain`` leaves through: the most specific address space wins."""
         candidates = [(item.covers(domain), item) for item in self.send_connectors if item.enabled]
-        best = max((score for score, _ in candidates), default=0)
+        best = max((score for score, _connector in candidates), default=0)
         return next((item for score, item in candidates if score and score == best), None)
 
     def queue_to(self, target: str) -> Queue | None:
