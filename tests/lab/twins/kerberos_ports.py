@@ -110,7 +110,8 @@ def _resolve(context: TwinContext, name: str) -> HostState | None:
 
 
 def _probe(context: TwinContext, dc: HostState, protocol: str, port: int) -> str:
-    if not context.fleet.reachable(context.host.name, dc.name, protocol, port).ok:
+    # Traffic a host sends to itself does not pass its own firewall's inbound filtering.
+    if dc is not context.host and not context.fleet.reachable(context.host.name, dc.name, protocol, port).ok:
         return "no_answer"
     kdc = dc.service("Kdc")
     if port in KERBEROS_PORTS and kdc is not None and not kdc.running:

@@ -270,3 +270,13 @@ def test_a_non_ascii_exception_message_reaches_the_controller_intact() -> None:
     assert result["msg"].endswith("Microsoft.Management.Infrastructure.CimException: Åtkomst nekad.")
     # The bootstrap escapes it (the console code page would garble it): ASCII on the wire.
     assert host.changes == []
+
+
+def test_a_dc_probing_itself_is_not_stopped_by_its_own_inbound_rules() -> None:
+    fleet = fleet_of("contoso")
+    result = ports(fleet, "dc02", {"domain_controllers": ["dc02", "dc01"]}, check_mode=True)[0]
+    assert {(p["destination"], p["protocol"], p["result"]) for p in result["probes"] if p["protocol"] == "UDP"} == {
+        ("dc02", "UDP", "open"),
+        ("dc01", "UDP", "open"),
+    }
+    assert result["changes"] == ["dc02: enable inbound rule KerberosKeyDistributionCenter-UDP-In (UDP/88)"]
