@@ -74,9 +74,9 @@ def test_check_apply_again_read_back(contoso: LabClient, tmp_path: Path) -> None
         assert again.task("read back", host)["result"]["found"] == result["found"]
     # Two runs per host, each one round trip: nothing left to change.
     assert all(numbers["round_trips"] == 2 for numbers in contoso.counters().values())
-    host = contoso.host("dc02")
-    assert host["firewall"] is not None
-    assert [rule["name"] for rule in host["firewall"]["rules"]].count("KerberosKeyDistributionCenter-UDP-In") == 1
+    dc02 = contoso.host("dc02")
+    assert dc02["firewall"] is not None
+    assert [rule["name"] for rule in dc02["firewall"]["rules"]].count("KerberosKeyDistributionCenter-UDP-In") == 1
 
 
 @pytest.mark.parametrize(
