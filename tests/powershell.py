@@ -214,6 +214,12 @@ WRITE_METHODS_OF_TYPE = {
     },
 }
 WRITE_COMMANDS = {
+    "disable-netfirewallrule": "firewall",
+    "enable-netfirewallrule": "firewall",
+    "new-netfirewallrule": "firewall",
+    "remove-netfirewallrule": "firewall",
+    "set-netfirewallrule": "firewall",
+    "set-receiveconnector": "exchange",
     "set-itemproperty": "registry",
     "new-itemproperty": "registry",
     "remove-itemproperty": "registry",

@@ -16,6 +16,8 @@ from tests.playbook import REPO_ROOT, run_playbook
 pytestmark = [pytest.mark.integration, requires_lab]
 
 # Arguments that make each module want a change somewhere in contoso, so that check mode has something to withhold.
+# The lab's domain account, for the modules that reach Active Directory or Exchange from the host (the second hop).
+LAB_DOMAIN_CREDENTIALS = {"domain_username": "CONTOSO\\ansible", "domain_password": "Lab-Passw0rd!"}
 CHECK_MODE_TASKS: dict[str, list[dict[str, t.Any]]] = {
     "intermediate_ca": [
         {
@@ -25,10 +27,17 @@ CHECK_MODE_TASKS: dict[str, list[dict[str, t.Any]]] = {
         }
     ],
     "kerberos_logging": [{}, {"level": 0}, {"state": "restored", "previous": {"exists": True, "value": 0}}],
+    "kerberos_ports": [LAB_DOMAIN_CREDENTIALS, {**LAB_DOMAIN_CREDENTIALS, "domain_controllers": ["dc02", "dc03"]}],
+    "mailflow_evidence": [LAB_DOMAIN_CREDENTIALS, {**LAB_DOMAIN_CREDENTIALS, "since": "7d", "samples": 50}],
+    "receive_connector_auth": [LAB_DOMAIN_CREDENTIALS],
     "smtp_tls_chain": [{"ca_file": "{{ lab_pki_dir }}/public-root.pem"}],
 }
-# Modules that only report (evidence): never changed; in contoso they must find something, as unfixable.
-NEVER_CHANGED = {"smtp_tls_chain"}
+# Where a module has something to change in contoso, when not on the Exchange servers (kerberos_ports: the DCs).
+CHECK_MODE_HOSTS: dict[str, str] = {"kerberos_ports": "all"}
+# Modules that only report (the symptoms, the chain seen from outside) never report a change; in check mode they
+# must write nothing all the same. smtp_tls_chain must find contoso's incomplete chains, as unfixable.
+NEVER_CHANGED = {"mailflow_evidence", "smtp_tls_chain"}
+FINDS_UNFIXABLE = {"smtp_tls_chain"}
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +58,12 @@ def test_module_in_check_mode_writes_nothing(contoso: LabClient, tmp_path: Path,
         {"name": f"{module} {index}", f"mailflow.remediation.{module}": args, "check_mode": True}
         for index, args in enumerate(CHECK_MODE_TASKS[module])
     ]
-    run = PlaybookRunner(contoso, tmp_path).run(tasks, hosts="exchange_servers")
+    run = PlaybookRunner(contoso, tmp_path).run(tasks, hosts=CHECK_MODE_HOSTS.get(module, "exchange_servers"))
     assert run.rc == 0, run.stdout + run.stderr
     if module in NEVER_CHANGED:
         assert not any(item["result"].get("changed") for item in run.results)
-        assert any(item["result"].get("unfixable") for item in run.results), "found nothing to report"
+        if module in FINDS_UNFIXABLE:
+            assert any(item["result"].get("unfixable") for item in run.results), "found nothing to report"
     else:
         assert any(item["result"].get("changed") for item in run.results), "check mode found nothing to change"
     assert contoso.journal() == []

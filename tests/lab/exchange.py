@@ -278,6 +278,41 @@ class Queue:
 
 
 @dataclass
+class ProtocolLogLine:
+    """One line of the Transport service's send protocol log (TransportRoles\\Logs\\Hub\\ProtocolLog\\SmtpSend,
+    SEND<yyyymmdd>-<n>.LOG), whose fields are those of its ``#Fields:`` header: date-time, connector-id,
+    session-id, sequence-number, local-endpoint, remote-endpoint, event (``+`` connect, ``>`` sent, ``<`` received,
+    ``*`` information, ``-`` disconnect), data, context. A CSV file, machine-written: status codes, never prose."""
+
+    time: float  # by the sending host's clock
+    connector: str
+    session: str
+    sequence: int
+    local: str
+    remote: str
+    event: str
+    data: str = ""
+    context: str = ""
+
+    def snapshot(self) -> dict[str, t.Any]:
+        return {
+            "time": self.time,
+            "connector": self.connector,
+            "session": self.session,
+            "sequence": self.sequence,
+            "local": self.local,
+            "remote": self.remote,
+            "event": self.event,
+            "data": self.data,
+            "context": self.context,
+        }
+
+
+# The Transport service removes its oldest protocol log files by age and size; the lab keeps this many lines.
+PROTOCOL_LOG_LINES = 1000
+
+
+@dataclass
 class ExchangeState:
     """One Mailbox server's transport: connectors, queues, and what it delivered or bounced."""
 
@@ -288,7 +323,18 @@ class ExchangeState:
     received: int = 0  # messages this server accepted from other Exchange servers
     relayed: int = 0  # messages EOP accepted from this server
     ndrs: list[dict[str, t.Any]] = field(default_factory=list)  # non-delivery reports it generated
+    send_protocol_log: list[ProtocolLogLine] = field(default_factory=list)  # SMTP sessions it opened (SmtpSend)
     _next_queue: int = 3  # Exchange numbers delivery queues after its system queues
+    _next_session: int = 0x08DC000000000000
+
+    def new_send_session(self) -> str:
+        """A session-id as the protocol log writes it (a 64-bit number in hex)."""
+        self._next_session += 1
+        return f"{self._next_session:016X}"
+
+    def log_send(self, line: ProtocolLogLine) -> None:
+        self.send_protocol_log.append(line)
+        del self.send_protocol_log[: max(0, len(self.send_protocol_log) - PROTOCOL_LOG_LINES)]
 
     def connector(self, name: str) -> ReceiveConnector | None:
         return next((item for item in self.receive_connectors if item.name.lower() == name.lower()), None)
@@ -329,4 +375,5 @@ class ExchangeState:
             "received": self.received,
             "relayed": self.relayed,
             "ndrs": list(self.ndrs),
+            "send_protocol_log": [line.snapshot() for line in self.send_protocol_log],
         }

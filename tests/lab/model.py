@@ -30,6 +30,7 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
+from tests.lab import locale
 from tests.lab.exchange import EOP, Queue, internal_connector_name
 from tests.lab.topology import EXTERNAL, exchange_auth_spn
 from tests.lab.windows import APPLICATION, LEVEL_ERROR, PHASE_CORRECTION_UNLIMITED, SYSTEM
@@ -54,7 +55,8 @@ CAUSES = (
     CONNECTOR_PERMISSION_GROUPS,
 )
 
-# The symptom, as the article quotes it (Exchange writes LastError in English on every locale; match the codes).
+# The symptom, as the English article quotes it (a Swedish or German server writes it in its language, see
+# tests/lab/locale.py; match the status codes, never the text).
 LAST_ERROR_454 = (
     '451 4.4.0 Primary target IP address responded with: "454 4.7.0 Temporary authentication failure." '
     "Attempted failover to alternate host, but that did not succeed. Either there are no alternate hosts, "
@@ -231,7 +233,8 @@ def _deliver(fleet: Fleet, sender: HostState, queue: Queue, dc_of: t.Mapping[str
         receiver.exchange.received += count
         queue.message_count, queue.status, queue.last_error, queue.next_retry_time = 0, "Ready", "", None
         return Attempt(sender.name, queue.identity, receiver.name, count, True)
-    queue.status, queue.last_error = "Retry", LAST_ERROR_454
+    # Exchange writes LastError in the server's language (the Swedish article quotes it in Swedish): codes stay.
+    queue.status, queue.last_error = "Retry", locale.text(sender, LAST_ERROR_454)
     queue.next_retry_time = sender.now() + fleet.settings.queue_retry_seconds
     receiver.log_event(
         APPLICATION,

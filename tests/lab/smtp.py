@@ -53,7 +53,7 @@ from tests.lab.certs import (
     to_pem,
     verify_presented,
 )
-from tests.lab.exchange import Queue
+from tests.lab.exchange import ProtocolLogLine, Queue
 from tests.lab.windows import CAPI2_OPERATIONAL, LEVEL_ERROR
 
 if t.TYPE_CHECKING:
@@ -607,25 +607,36 @@ class MailLab:
         """Relay one message from ``host`` through EOP over real SMTP and TLS, presenting ``host``'s chain."""
         if self.eop is None:
             raise RuntimeError("the fleet has no eop section")
-        context = self.credentials.context(
-            self.fleet, host, server_side=False, recipient_domain=recipient.rpartition("@")[2]
-        )[0]
+        domain = recipient.rpartition("@")[2]
+        context = self.credentials.context(self.fleet, host, server_side=False, recipient_domain=domain)[0]
         sender = f"postmaster@{self.fleet.eop.tenant_domain}" if self.fleet.eop else "postmaster@lab.invalid"
+        log = SendLog(host, domain)
         try:
-            with smtplib.SMTP(LOOPBACK, self.eop.port, local_hostname=host.fqdn, timeout=SOCKET_TIMEOUT) as client:
+            with smtplib.SMTP(local_hostname=host.fqdn, timeout=SOCKET_TIMEOUT) as client:
+                log.line("+")
+                # connect() rather than the constructor, which drops the banner the log records; STARTTLS then needs
+                # the server name the constructor would have kept.
+                log.reply(*client.connect(LOOPBACK, self.eop.port))
+                setattr(client, "_host", LOOPBACK)  # noqa: B010 - smtplib keeps it private and untyped
                 if client.sock is not None:
                     client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                client.ehlo()
+                log.reply(*log.sent(f"EHLO {host.fqdn}", client.ehlo()))
                 if client.has_extn("starttls"):
-                    client.starttls(context=context)
-                    client.ehlo()
-                code, text = client.mail(sender)
+                    log.reply(*log.sent("STARTTLS", client.starttls(context=context)))
+                    log.reply(*log.sent(f"EHLO {host.fqdn}", client.ehlo()))
+                code, text = log.sent(f"MAIL FROM:<{sender}>", client.mail(sender))
+                log.reply(code, text)
                 if code == 250:
-                    code, text = client.rcpt(recipient)
+                    code, text = log.sent(f"RCPT TO:<{recipient}>", client.rcpt(recipient))
+                    log.reply(code, text)
                 if code == 250:
-                    code, text = client.data(b"Subject: lab relay\r\n\r\nRelayed by the lab.\r\n")
+                    code, text = log.sent("DATA", client.data(b"Subject: lab relay\r\n\r\nRelayed by the lab.\r\n"))
+                    log.reply(code, text)
+                log.line(">", "QUIT")
+                log.line("-")
                 return model.RelayReply(code, f"{code} {text.decode('ascii', 'replace')}")
         except (OSError, smtplib.SMTPException) as exc:
+            log.line("-", context=f"{type(exc).__name__}")
             return model.RelayReply(0, f"451 4.4.0 Primary target IP address responded with: {type(exc).__name__}")
 
     def status(self) -> dict[str, t.Any]:
@@ -634,6 +645,50 @@ class MailLab:
             "eop": {"port": self.eop.port, "hostname": self.eop.hostname} if self.eop is not None else None,
             "queue_retry_seconds": self.retry_interval,
         }
+
+
+# Where the lab says EOP is, in the protocol log (a documentation address: the relay goes to loopback).
+EOP_ENDPOINT = "203.0.113.25:25"
+
+
+class SendLog:
+    """The lines a relay adds to the sending host's send protocol log, as the Transport service writes them: each
+    command sent (``>``) and each reply received (``<``, first line of a multi-line reply), stamped with the host's
+    own clock. What mailflow_evidence reads for KB 3212877's symptom."""
+
+    def __init__(self, host: HostState, domain: str) -> None:
+        self.host = host
+        exchange = host.exchange
+        connector = exchange.route(domain) if exchange is not None else None
+        self.connector = connector.name if connector is not None else ""
+        self.session = exchange.new_send_session() if exchange is not None else ""
+        self.sequence = 0
+
+    def line(self, event: str, data: str = "", *, context: str = "") -> None:
+        if self.host.exchange is None:
+            return
+        self.host.exchange.log_send(
+            ProtocolLogLine(
+                time=self.host.now(),
+                connector=self.connector,
+                session=self.session,
+                sequence=self.sequence,
+                local=f"{self.host.ip}:{49152 + int(self.session[-4:], 16) % 16384}",
+                remote=EOP_ENDPOINT,
+                event=event,
+                data=data,
+                context=context,
+            )
+        )
+        self.sequence += 1
+
+    def sent(self, command: str, reply: tuple[int, bytes]) -> tuple[int, bytes]:
+        self.line(">", command)
+        return reply
+
+    def reply(self, code: int, text: bytes) -> None:
+        first = text.decode("ascii", "replace").splitlines()[0] if text else ""
+        self.line("<", f"{code} {first}".strip())
 
 
 def wait_for(predicate: t.Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -20,7 +20,9 @@ Fleet file, in brief (``contoso.yml`` uses every key)::
         services: {W32Time: {status: Running|Stopped, start_type: Automatic|Manual|Disabled}}
         computer_account: {spns: [..] | spns_absent: [..], extra_spns: [..]}
         replication_partners: [dc02 | {source, last_result, consecutive_failures, last_success_age, persistent}]
-        firewall: {enabled, inbound: [{name, protocol, port, enabled, action}]}   # merged over a DC's defaults
+        firewall: {enabled, write_denied, inbound: [{name, protocol, port, enabled, action}]}   # merged over a
+                  # DC's defaults; write_denied: the firewall cmdlets refuse changes (access denied)
+        locale: en-US | sv-SE | de-DE   # the display language: texts for people, never read by the collection
         exchange: {receive_connectors: [{name, auth_mechanism, permission_groups, ...}], queues: [{to, messages}],
                    send_connectors: [{name, address_spaces, smart_hosts, tls_certificate_name, require_tls,
                                       enabled}]}   # merged over the default "Outbound to Office 365" (with eop)
@@ -250,10 +252,12 @@ def _host(fleet: Fleet, host: HostState, entry: dict[str, t.Any], index: int) ->
     if w32time_service is None or w32time_service.running:
         host.w32time_in_use = host.w32time_configured()
 
-    firewall_doc = _keys(f"{host.name}.firewall", entry.get("firewall") or {}, {"enabled", "inbound"})
+    firewall_doc = _keys(f"{host.name}.firewall", entry.get("firewall") or {}, {"enabled", "inbound", "write_denied"})
     if (rich and host.is_dc) or firewall_doc:
         firewall = Firewall(
-            enabled=bool(firewall_doc.get("enabled", True)), rules=dc_default_rules() if host.is_dc else []
+            enabled=bool(firewall_doc.get("enabled", True)),
+            rules=dc_default_rules(host.locale) if host.is_dc else [],
+            write_denied=bool(firewall_doc.get("write_denied", False)),
         )
         for rule_doc in firewall_doc.get("inbound", []):
             rule_doc = _keys(

@@ -188,14 +188,37 @@ DC_DEFAULT_RULES: tuple[tuple[str, str, int, str], ...] = (
     ("KerberosKeyDistributionCenterPCR-UDP-In", "UDP", 464, "Kerberos Key Distribution Center - PCR (UDP-In)"),
     ("ADDS-W32Time-NTP-UDP-In", "UDP", 123, "Active Directory Domain Controller - W32Time (NTP-UDP-In)"),
 )
+# Windows Server enables WinRM out of the box, with this inbound rule for the domain and private profiles: how an
+# administrator (and kerberos_ports, from an Exchange server) reads a DC's firewall rules over CIM.
+WINRM_RULE = ("WINRM-HTTP-In-TCP", "TCP", 5985, "Windows Remote Management (HTTP-In)")
 
 
-def dc_default_rules() -> list[FirewallRule]:
+def dc_default_rules(locale: str = "en-US") -> list[FirewallRule]:
+    """A DC's inbound rules after promotion, with the display names and groups of its display language."""
+    from tests.lab.locale import firewall_display_name, firewall_group
+
     group = "Kerberos Key Distribution Center"
-    return [
-        FirewallRule(name=name, protocol=protocol, local_port=port, display_name=display, group=group)
+    rules = [
+        FirewallRule(
+            name=name,
+            protocol=protocol,
+            local_port=port,
+            display_name=firewall_display_name(locale, name, display),
+            group=firewall_group(locale, group),
+        )
         for name, protocol, port, display in DC_DEFAULT_RULES
     ]
+    name, protocol, port, display = WINRM_RULE
+    rules.append(
+        FirewallRule(
+            name=name,
+            protocol=protocol,
+            local_port=port,
+            display_name=firewall_display_name(locale, name, display),
+            group=firewall_group(locale, "Windows Remote Management"),
+        )
+    )
+    return rules
 
 
 @dataclass
@@ -204,6 +227,8 @@ class Firewall:
 
     enabled: bool = True
     rules: list[FirewallRule] = field(default_factory=list)
+    # A host fault: the firewall cmdlets refuse changes (the connection's user is no administrator there).
+    write_denied: bool = False
 
     def rule(self, name: str) -> FirewallRule | None:
         return next((rule for rule in self.rules if rule.name.lower() == name.lower()), None)

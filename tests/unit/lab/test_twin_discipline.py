@@ -111,7 +111,12 @@ def test_a_twin_cannot_read_an_input_its_script_does_not_declare() -> None:
 
 # Where a change the lab finds lies (a path of tests/lab/journal.py), as the area of a contract's "# writes" line.
 # Modules that add areas add their state paths here.
-AREAS = {"host/certificates": "certificates", "host/registry": "registry"}
+AREAS = {
+    "host/certificates": "certificates",
+    "host/exchange/receive_connectors": "exchange",
+    "host/firewall": "firewall",
+    "host/registry": "registry",
+}
 
 
 def declared_registry_values(contract: Contract) -> set[tuple[str, str, str]]:
