@@ -190,11 +190,29 @@ DC_DEFAULT_RULES: tuple[tuple[str, str, int, str], ...] = (
 )
 
 
+# A DC's directory is reached over LDAP and the global catalog (the w32time, ad_replication and spn scripts bind to
+# it from members): Active Directory Domain Services enables these inbound rules at promotion too.
+DC_DIRECTORY_RULES: tuple[tuple[str, str, int, str], ...] = (
+    ("ADDS-LDAP-TCP-In", "TCP", 389, "Active Directory Domain Controller - LDAP (TCP-In)"),
+    ("ADDS-LDAPGC-TCP-In", "TCP", 3268, "Active Directory Domain Controller - LDAP for Global Catalog (TCP-In)"),
+)
+
+
 def dc_default_rules() -> list[FirewallRule]:
     group = "Kerberos Key Distribution Center"
-    return [
+    rules = [
         FirewallRule(name=name, protocol=protocol, local_port=port, display_name=display, group=group)
         for name, protocol, port, display in DC_DEFAULT_RULES
+    ]
+    return rules + [
+        FirewallRule(
+            name=name,
+            protocol=protocol,
+            local_port=port,
+            display_name=display,
+            group="Active Directory Domain Services",
+        )
+        for name, protocol, port, display in DC_DIRECTORY_RULES
     ]
 
 
