@@ -202,11 +202,21 @@ WRITE_METHODS = {
     "createsubkey": "registry",
     "deletesubkey": "registry",
     "deletesubkeytree": "registry",
+    # Active Directory: an entry's changes, a forced replication.
+    "commitchanges": "directory",
+    "syncreplicafromallservers": "directory",
 }
 WRITE_COMMANDS = {
     "set-itemproperty": "registry",
     "new-itemproperty": "registry",
     "remove-itemproperty": "registry",
+    # Services, and the clock (w32tm /resync sets it; w32tm is only ever run for its effect).
+    "restart-service": "service",
+    "set-service": "service",
+    "start-service": "service",
+    "stop-service": "service",
+    "w32tm": "clock",
+    "w32tm.exe": "clock",
 }
 
 
