@@ -16,8 +16,14 @@ from tests.playbook import REPO_ROOT, run_playbook
 pytestmark = [pytest.mark.integration, requires_lab]
 
 # Arguments that make each module want a change somewhere in contoso, so that check mode has something to withhold.
+# The modules that reach Active Directory from the Exchange servers get the contoso fleet's credentials (the second
+# hop).
+CONTOSO_DOMAIN = {"domain_username": "CONTOSO\\ansible", "domain_password": "Lab-Passw0rd!"}
 CHECK_MODE_TASKS: dict[str, list[dict[str, t.Any]]] = {
+    "ad_replication": [CONTOSO_DOMAIN, {**CONTOSO_DOMAIN, "domain_server": "dc03.contoso.example"}],
     "kerberos_logging": [{}, {"level": 0}, {"state": "restored", "previous": {"exists": True, "value": 0}}],
+    "spn": [CONTOSO_DOMAIN, {**CONTOSO_DOMAIN, "remove_duplicates": True}, {**CONTOSO_DOMAIN, "state": "absent"}],
+    "w32time": [CONTOSO_DOMAIN, {**CONTOSO_DOMAIN, "max_offset": 30, "ntp_servers": ["time.lab.example"]}],
 }
 
 
