@@ -23,7 +23,10 @@ SCRIPT = "ad_replication"
 # Twice the default replication interval of a site link (180 minutes): a healthy link between sites succeeds at
 # least that often, even with nothing to replicate.
 DEFAULT_MAX_AGE = 6 * 3600
-OK, FAILING, STALE = "ok", "failing", "stale"
+# A neighbour's status (one name per line: ansible-core's doc scanner reads module-level assignments).
+OK = "ok"
+FAILING = "failing"
+STALE = "stale"
 
 
 class ActionModule(MailflowAction):

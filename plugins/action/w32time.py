@@ -41,7 +41,10 @@ RUNNING = "Running"
 # A host name or an IP address, optionally with W32Time's flags (time.example,0x9), as NtpServer holds an entry.
 PEER_PATTERN = re.compile(r"^[A-Za-z0-9_.:\[\]-]+(,0x[0-9A-Fa-f]{1,8})?$")
 HOST_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
-MEMBER, DC, FOREST_ROOT_PDC = "member", "domain controller", "forest-root PDC emulator"
+# The host's role for time (one name per line: ansible-core's doc scanner reads module-level assignments).
+MEMBER = "member"
+DC = "domain controller"
+FOREST_ROOT_PDC = "forest-root PDC emulator"
 
 
 class ActionModule(MailflowAction):
