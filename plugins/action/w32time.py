@@ -210,18 +210,23 @@ class ActionModule(MailflowAction):
     def _script_params(
         self, params: dict[str, t.Any], found: dict[str, t.Any] | None = None, *, root: bool = True
     ) -> dict[str, t.Any]:
-        """The read's parameters; for the change, the PDC emulator and DCs the read found, so that the change script
-        measures the same peers without asking the directory again."""
+        """The read's parameters; for the change, the PDC emulator, the DCs and the DC in use the read found, so that
+        the change script measures the same peers without asking the directory again."""
         peers = [peer.split(",", 1)[0] for peer in params["ntp_servers"] or []] if root else []
         sent: dict[str, t.Any] = {
             **domain_params(params),
             "pdc_emulator": params["pdc_emulator"],
             "domain_controllers": params["domain_controllers"],
             "ntp_peers": peers,
+            "dc_in_use": None,
             "timeout_ms": params["ntp_timeout"] * 1000,
         }
         if found is not None:
-            sent.update(pdc_emulator=found["pdc_emulator"], domain_controllers=found["domain_controllers"])
+            sent.update(
+                pdc_emulator=found["pdc_emulator"],
+                domain_controllers=found["domain_controllers"],
+                dc_in_use=found["dc_in_use"],
+            )
         return sent
 
 

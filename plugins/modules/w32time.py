@@ -33,9 +33,10 @@ description:
   - A value that Group Policy sets is reported in RV(unfixable) as set by Group Policy and never written; when the
     policy decides C(Type), clock drift is reported there too rather than fought.
   - Without O(pdc_emulator) and O(domain_controllers), the module asks Active Directory for them, through the domain
-    controller the host uses or O(domain_server). From a member server over a plain NTLM logon, that is the second
-    hop (see O(domain_username)). Give both options to measure without asking the directory; the given PDC emulator
-    is then taken to be the forest root's.
+    controller the DC locator gives the host (the one it authenticates against) or O(domain_server), which is then
+    taken as the DC the host uses. From a member server over a plain NTLM logon, that is the second hop (see
+    O(domain_username)). Give both options to measure without asking the directory; a member's clock is then judged
+    against the PDC emulator, and the given PDC emulator is taken to be the forest root's.
   - One round trip reads and measures; at most one more changes, resyncs and measures again.
 options:
   max_offset:

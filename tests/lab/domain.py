@@ -4,10 +4,10 @@ The computer's identity from CIM, the DC locator, a DC by name, distinguished na
 when a DC cannot be reached or found. Reaching a DC's directory also takes the second hop (tests/lab/onward.py):
 :func:`bind` checks both, in the order Windows meets them (the network first, then authentication).
 
-The scripts bind to the chosen DC with ADSI (RootDSE) before they use the directory classes of
-System.DirectoryServices.ActiveDirectory, so that a failure to reach or authenticate carries ADSI's well-known
-HResults (0x8007203A, 0x80072020, 0x8007052E), which the controller maps, rather than whatever those classes wrap
-them in.
+The scripts find and bind the DC with ADSI (RootDSE, serverless or at domain_server) before they use the directory
+classes of System.DirectoryServices.ActiveDirectory, so that a failure to reach or authenticate carries ADSI's
+well-known HResults (0x8007203A, 0x80072020, 0x8007052E), which the controller maps, rather than the types those
+classes wrap them in (DomainController.FindOne, too, binds to validate credentials).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ if t.TYPE_CHECKING:
 # means no extended error, so .NET raises a plain COMException rather than a DirectoryServicesCOMException.
 ERROR_DS_SERVER_DOWN = -2147016646
 COM_ERROR = "System.Runtime.InteropServices.COMException"
-# System.DirectoryServices.ActiveDirectory names what it could not find or contact in these types.
-OBJECT_NOT_FOUND = "System.DirectoryServices.ActiveDirectory.ActiveDirectoryObjectNotFoundException"
+# A serverless bind when the DC locator finds no DC (HRESULT_FROM_WIN32(ERROR_NO_SUCH_DOMAIN)).
+ERROR_NO_SUCH_DOMAIN = -2147023541
 LDAP_PORT = 389
 GLOBAL_CATALOG_PORT = 3268
 
@@ -86,28 +86,28 @@ def account_by_dn(fleet: Fleet, dn: str) -> str | None:
 
 
 def locate_dc(context: TwinContext) -> HostState:
-    """DomainController.FindOne for the host's domain: the DC locator's answer, the DC the host authenticates
-    against (itself on a DC). It asks DNS and pings a DC over CLDAP as the computer: no second hop."""
+    """The DC a serverless bind (LDAP://RootDSE) reaches: the DC locator's choice, the DC the host authenticates
+    against (itself on a DC)."""
     dc = context.fleet.dc_for(context.host) if context.fleet.forest is not None else None
     if dc is None:
-        raise HostException(OBJECT_NOT_FOUND, "A domain controller could not be found for the specified domain.")
+        raise HostException(
+            COM_ERROR, "The specified domain either does not exist or could not be contacted.", ERROR_NO_SUCH_DOMAIN
+        )
     return dc
 
 
-def server(context: TwinContext, params: Params) -> str:
-    """The DC a script binds to: domain_server when the task gives it, else the DC locator's choice (its FQDN)."""
-    name = params["domain_server"]
-    return str(name) if name else locate_dc(context).fqdn
-
-
-def bind(context: TwinContext, params: Params, name: str, *, port: int = LDAP_PORT) -> HostState:
-    """A DirectoryEntry bound to ``LDAP://name`` (or ``GC://name``, port 3268) from the host, as the scripts bind
-    first (RootDSE.RefreshCache), so that every failure has ADSI's HResult: the name must be a DC the network
-    carries the port to, then the DC must accept the logon (the second hop). Returns the DC."""
-    try:
-        dc = context.fleet.host(name)
-    except KeyError:
-        dc = None
+def bind(context: TwinContext, params: Params, name: str | None, *, port: int = LDAP_PORT) -> HostState:
+    """A DirectoryEntry bound from the host, as the scripts bind first (RootDSE.RefreshCache): to ``name``, or
+    serverless (None) to the DC locator's DC; ``port`` 3268 for the global catalog (GC://). The name must be a DC
+    the network carries the port to, then the DC must accept the logon (the second hop); every failure carries
+    ADSI's HResult. Returns the DC, whose dnsHostName the script reads from RootDSE."""
+    if name is None:
+        dc: HostState | None = locate_dc(context)
+    else:
+        try:
+            dc = context.fleet.host(name)
+        except KeyError:
+            dc = None
     if (
         dc is None
         or not dc.is_dc

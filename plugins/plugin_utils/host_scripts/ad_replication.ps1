@@ -2,7 +2,7 @@
 # KB 979174 step 2: a domain controller's inbound replication neighbours, per naming context, through
 # System.DirectoryServices.ActiveDirectory (never repadmin's text): last result (a Win32 error code), consecutive
 # failures, last success and last attempt. The DC is the host itself when it is one; from a member server, the DC
-# given as domain_server or else the one the DC locator gives the host (a second hop). 'sync' makes, for every naming
+# given as domain_server or else the one the DC locator gives the host (a serverless bind; a second hop). 'sync' makes, for every naming
 # context the DC holds, the DC synchronize from all its partners across sites (a pull), then push its changes out to
 # all partners (PushChangeOutward, the effect of repadmin /syncall /AdeP), and returns the neighbours after it with
 # the errors each sync reported.
@@ -30,21 +30,21 @@ try {
     $identity = Get-MailflowComputerIdentity
     $user = $params.domain_username
     $password = $params.domain_password
+    # RootDSE through ADSI, serverless (the DC locator's choice, the DC this host authenticates against) or at
+    # domain_server: it binds, so an unreachable DC, the second hop and refused credentials fail here with ADSI's
+    # HResults (0x8007203A, 0x80072020, 0x8007052E), and its dnsHostName names the DC. (DomainController.FindOne
+    # binds too, to validate credentials, but reports those failures in types of its own.)
+    $path = 'LDAP://RootDSE'
     if ($identity.is_dc) {
-        $server = $identity.fqdn
+        $path = "LDAP://$($identity.fqdn)/RootDSE"
     }
     elseif ($params.domain_server) {
-        $server = $params.domain_server
+        $path = "LDAP://$($params.domain_server)/RootDSE"
     }
-    else {
-        # The DC locator answers from DNS and a CLDAP ping made by the computer: no directory bind, no second hop.
-        $locatorContext = Get-MailflowDirectoryContext 'Domain' $identity.domain $user $password
-        $server = [System.DirectoryServices.ActiveDirectory.DomainController]::FindOne($locatorContext).Name
-    }
-    # Bind with ADSI first: an unreachable DC, the second hop and refused credentials fail here with ADSI's HResults.
-    $rootDse = New-MailflowDirectoryEntry "LDAP://$server/RootDSE" $user $password
+    $rootDse = New-MailflowDirectoryEntry $path $user $password
     try {
         $rootDse.RefreshCache()
+        $server = [string]$rootDse.Properties['dnsHostName'][0]
     }
     finally {
         $rootDse.Dispose()

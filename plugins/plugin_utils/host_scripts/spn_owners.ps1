@@ -35,21 +35,18 @@ try {
     $identity = Get-MailflowComputerIdentity
     $user = $params.domain_username
     $password = $params.domain_password
-    $server = $params.domain_server
-    if (-not $server) {
-        if ($identity.is_dc) {
-            $server = $identity.fqdn
-        }
-        else {
-            # The DC locator answers from DNS and a CLDAP ping made by the computer: no directory bind, no second hop.
-            $locatorContext = Get-MailflowDirectoryContext 'Domain' $identity.domain $user $password
-            $server = [System.DirectoryServices.ActiveDirectory.DomainController]::FindOne($locatorContext).Name
-        }
+    # RootDSE through ADSI, serverless (the DC locator's choice, the DC this host authenticates against) or at
+    # domain_server: it binds, so an unreachable DC, the second hop and refused credentials fail here with ADSI's
+    # HResults (0x8007203A, 0x80072020, 0x8007052E), and its dnsHostName names the DC. (DomainController.FindOne
+    # binds too, to validate credentials, but reports those failures in types of its own.)
+    $path = 'LDAP://RootDSE'
+    if ($params.domain_server) {
+        $path = "LDAP://$($params.domain_server)/RootDSE"
     }
-    # Bind with ADSI first: an unreachable DC, the second hop and refused credentials fail here with ADSI's HResults.
-    $rootDse = New-MailflowDirectoryEntry "LDAP://$server/RootDSE" $user $password
+    $rootDse = New-MailflowDirectoryEntry $path $user $password
     try {
         $rootDse.RefreshCache()
+        $server = [string]$rootDse.Properties['dnsHostName'][0]
     }
     finally {
         $rootDse.Dispose()

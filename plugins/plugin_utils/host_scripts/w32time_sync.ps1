@@ -3,7 +3,7 @@
 # hold them), the service's start type and status, and this host's clock offset to each peer, measured by an SNTP
 # exchange from the host (UDP 123; never w32tm's text). The PDC emulator and the DCs come from the parameters or,
 # when they are not given, from the directory through the DC locator's DC or domain_server (a second hop from a
-# member server). 'configure' writes the values it is given, makes the service start automatically, restarts it (so
+# member server), which is then also the DC the host uses. 'configure' writes the values it is given, makes the service start automatically, restarts it (so
 # that it takes the new values), resyncs (w32tm /resync, run for its exit code only) and measures again.
 # ntp_peers, the forest-root PDC emulator's reliable peers, are measured on the PDC emulator only.
 # input action: str read|configure
@@ -13,6 +13,7 @@
 # input pdc_emulator: str?
 # input domain_controllers: list?
 # input ntp_peers: list?
+# input dc_in_use: str?
 # input timeout_ms: int
 # input type: str?
 # input ntp_server: str?
@@ -130,42 +131,42 @@ try {
         }
     }
     $forestRoot = $null
-    $dcInUse = $null
-    if ($identity.part_of_domain) {
-        if ($identity.is_dc) {
-            $dcInUse = $identity.fqdn
+    # The DC the host uses: itself on a DC; on a member, what the read found (the change script is given it).
+    $dcInUse = $params.dc_in_use
+    if ($identity.is_dc) {
+        $dcInUse = $identity.fqdn
+    }
+    if ($identity.part_of_domain -and $params.action -eq 'read' -and ((-not $pdc) -or ($dcs.Count -eq 0))) {
+        # RootDSE through ADSI, serverless (the DC locator's choice, the DC this host authenticates against) or at
+        # domain_server: it binds, so an unreachable DC, the second hop and refused credentials fail here with ADSI's
+        # HResults (0x8007203A, 0x80072020, 0x8007052E), and its dnsHostName names the DC. (DomainController.FindOne
+        # binds too, to validate credentials, but reports those failures in types of its own.)
+        $path = 'LDAP://RootDSE'
+        if ($params.domain_server) {
+            $path = "LDAP://$($params.domain_server)/RootDSE"
         }
-        else {
-            # The DC locator answers from DNS and a CLDAP ping made by the computer: no directory bind, no second hop.
-            $locatorContext = Get-MailflowDirectoryContext 'Domain' $identity.domain $user $password
-            $dcInUse = [System.DirectoryServices.ActiveDirectory.DomainController]::FindOne($locatorContext).Name
+        $rootDse = New-MailflowDirectoryEntry $path $user $password
+        try {
+            $rootDse.RefreshCache()
+            $server = [string]$rootDse.Properties['dnsHostName'][0]
         }
-        if ($params.action -eq 'read' -and ((-not $pdc) -or ($dcs.Count -eq 0))) {
-            $server = $params.domain_server
-            if (-not $server) {
-                $server = $dcInUse
-            }
-            # Bind with ADSI first: an unreachable DC, the second hop and refused credentials fail here with ADSI's
-            # HResults (0x8007203A, 0x80072020, 0x8007052E), which the controller names.
-            $rootDse = New-MailflowDirectoryEntry "LDAP://$server/RootDSE" $user $password
-            try {
-                $rootDse.RefreshCache()
-            }
-            finally {
-                $rootDse.Dispose()
-            }
-            $domain = Get-MailflowDomain $server $identity.domain $user $password
-            if (-not $pdc) {
-                $pdc = $domain.PdcRoleOwner.Name
-            }
-            if ($dcs.Count -eq 0) {
-                foreach ($controller in $domain.DomainControllers) {
-                    $null = $dcs.Add($controller.Name)
-                }
-            }
-            # The forest is named after its root domain.
-            $forestRoot = ($domain.Forest.Name -eq $domain.Name)
+        finally {
+            $rootDse.Dispose()
         }
+        if (-not $dcInUse) {
+            $dcInUse = $server
+        }
+        $domain = Get-MailflowDomain $server $identity.domain $user $password
+        if (-not $pdc) {
+            $pdc = $domain.PdcRoleOwner.Name
+        }
+        if ($dcs.Count -eq 0) {
+            foreach ($controller in $domain.DomainControllers) {
+                $null = $dcs.Add($controller.Name)
+            }
+        }
+        # The forest is named after its root domain.
+        $forestRoot = ($domain.Forest.Name -eq $domain.Name)
     }
 
     if ($params.action -eq 'configure') {

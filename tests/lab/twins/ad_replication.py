@@ -12,7 +12,7 @@ if t.TYPE_CHECKING:
     from tests.lab.twins import Params, TwinContext
 
 VERSION = 1
-SHA256 = "80ffa5394e6c14d61fa04b0278b7072d6e60652997c00aec890251ae5a67cf9d"
+SHA256 = "e36d9c0bfe6941832f50bd7f3ff87ce0feaf4111ed5f9e10c338a3167112e5ca"
 
 # SyncFromAllServersErrorCategory: the partner answered, but the replication failed.
 ERROR_REPLICATING = "ErrorReplicating"
@@ -21,13 +21,8 @@ ERROR_REPLICATING = "ErrorReplicating"
 def run(context: TwinContext, params: Params) -> dict[str, t.Any]:
     host, fleet = context.host, context.fleet
     identity = domain.identity(context)
-    if host.is_dc:
-        server = host.fqdn
-    elif params["domain_server"]:
-        server = str(params["domain_server"])
-    else:
-        server = domain.locate_dc(context).fqdn
-    dc = domain.bind(context, params, server)
+    server = host.fqdn if host.is_dc else params["domain_server"]
+    dc = domain.bind(context, params, str(server) if server else None)
     partitions = domain.partitions(fleet)
 
     errors: list[dict[str, t.Any]] = []

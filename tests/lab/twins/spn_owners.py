@@ -12,7 +12,7 @@ if t.TYPE_CHECKING:
     from tests.lab.twins import Params, TwinContext
 
 VERSION = 1
-SHA256 = "3ad417baeb4b5ab0a7058b6a601f96e609bbe16ef08db6be6ef269baa1d1cd06"
+SHA256 = "973c1973d49ce1c80a56d14230368b66543c962f33854e71794dee4e1ba9f30f"
 
 ADSI_ERROR = "System.DirectoryServices.DirectoryServicesCOMException"
 ACCESS_DENIED = "System.UnauthorizedAccessException"
@@ -25,8 +25,8 @@ ERROR_DS_NO_SUCH_OBJECT = -2147016656  # 0x80072030 "There is no such object on 
 def run(context: TwinContext, params: Params) -> dict[str, t.Any]:
     fleet = context.fleet
     identity = domain.identity(context)
-    server = params["domain_server"] or domain.server(context, params)
-    dc = domain.bind(context, params, str(server))
+    server = params["domain_server"]
+    dc = domain.bind(context, params, str(server) if server else None)
 
     refused = None
     if params["action"] == "write":
@@ -36,7 +36,7 @@ def run(context: TwinContext, params: Params) -> dict[str, t.Any]:
                 break
 
     # The global catalog of the same DC (its port must be open too): in a one-domain forest, that DC's replica.
-    domain.bind(context, params, str(server), port=domain.GLOBAL_CATALOG_PORT)
+    domain.bind(context, params, dc.fqdn, port=domain.GLOBAL_CATALOG_PORT)
     wanted = [str(spn) for spn in params["spns"] or [] if spn]
     for service in params["host_services"] or []:
         if service:
@@ -57,7 +57,7 @@ def run(context: TwinContext, params: Params) -> dict[str, t.Any]:
     )
     return {
         "identity": identity,
-        "dc": str(server),
+        "dc": dc.fqdn,
         "spns": wanted,
         "account": account,
         "owners": owners,

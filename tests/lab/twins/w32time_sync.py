@@ -14,7 +14,7 @@ if t.TYPE_CHECKING:
     from tests.lab.twins import Params, TwinContext
 
 VERSION = 1
-SHA256 = "2ef6b3453fc9d9c1af1cc2232070c985bd2e7721efd81776cb14950332cd9c56"
+SHA256 = "fd058bd9b1dcc02bd99f7bd63ef79b6256959c63c9f9abd408cc528ea9390a1b"
 
 # (result key, key under the W32Time root, value name, kind), as Read-W32TimeValues and 'configure' use them.
 VALUES = (
@@ -35,15 +35,14 @@ def run(context: TwinContext, params: Params) -> dict[str, t.Any]:
     pdc = params["pdc_emulator"]
     dcs = [str(name) for name in params["domain_controllers"] or [] if name]
     forest_root: bool | None = None
-    dc_in_use: str | None = None
-    if identity["part_of_domain"]:
-        dc_in_use = identity["fqdn"] if host.is_dc else domain.locate_dc(context).fqdn
-        if params["action"] == "read" and (not pdc or not dcs):
-            domain.bind(context, params, params["domain_server"] or dc_in_use)
-            emulator = fleet.pdc_emulator()
-            pdc = pdc or (emulator.fqdn if emulator is not None else None)
-            dcs = dcs or [dc.fqdn for dc in fleet.domain_controllers()]
-            forest_root = True  # one domain per forest in the lab
+    dc_in_use: str | None = identity["fqdn"] if host.is_dc else params["dc_in_use"]
+    if identity["part_of_domain"] and params["action"] == "read" and (not pdc or not dcs):
+        server = domain.bind(context, params, params["domain_server"])
+        dc_in_use = dc_in_use or server.fqdn
+        emulator = fleet.pdc_emulator()
+        pdc = pdc or (emulator.fqdn if emulator is not None else None)
+        dcs = dcs or [dc.fqdn for dc in fleet.domain_controllers()]
+        forest_root = True  # one domain per forest in the lab
 
     resync_exit_code: int | None = None
     if params["action"] == "configure":

@@ -118,6 +118,7 @@ CREDENTIALS = {"domain_username": "CONTOSO\\ansible", "domain_password": "Lab-Pa
     ("host", "server", "given", "blocked", "error"),
     [
         ("ex01", "dc01.contoso.example", CREDENTIALS, None, None),
+        ("ex01", None, CREDENTIALS, None, None),  # serverless: the DC locator's choice, ex01's DC in HQ
         ("dc01", "dc01.contoso.example", {}, None, None),
         ("ex01", "dc01.contoso.example", {}, None, (onward.ADSI_ERROR, onward.ERROR_DS_OPERATIONS_ERROR)),
         ("ex01", "dc09.contoso.example", CREDENTIALS, None, (domain.COM_ERROR, domain.ERROR_DS_SERVER_DOWN)),
@@ -126,10 +127,19 @@ CREDENTIALS = {"domain_username": "CONTOSO\\ansible", "domain_password": "Lab-Pa
         # The network fails first: no credentials never get as far as the second hop.
         ("ex01", "dc01", {}, 389, (domain.COM_ERROR, domain.ERROR_DS_SERVER_DOWN)),
     ],
-    ids=["credentials", "on the DC", "second hop", "no such DC", "not a DC", "LDAP blocked", "blocked first"],
+    ids=[
+        "credentials",
+        "serverless",
+        "on the DC",
+        "second hop",
+        "no such DC",
+        "not a DC",
+        "LDAP blocked",
+        "blocked first",
+    ],
 )
 def test_binding_a_dc_from_a_host(
-    host: str, server: str, given: dict[str, t.Any], blocked: int | None, error: tuple[str, int] | None
+    host: str, server: str | None, given: dict[str, t.Any], blocked: int | None, error: tuple[str, int] | None
 ) -> None:
     fleet = load_fleet("contoso")
     if blocked is not None:

@@ -150,6 +150,8 @@ def test_given_dcs_need_no_directory_and_so_no_second_hop() -> None:
     result = run(on(fleet, "ex03"), args, check_mode=True)
     assert result["changed"] is True and result["domain_controllers"] == ["dc03.contoso.example"]
     assert [entry["peer"] for entry in result["offsets"]] == ["dc01.contoso.example", "dc03.contoso.example"]
+    # Without the directory the DC the host uses is unknown: the clock is judged against the PDC emulator.
+    assert result["time_source"] == "dc01.contoso.example"
 
 
 def test_without_credentials_a_member_fails_with_the_second_hop_and_writes_nothing() -> None:
