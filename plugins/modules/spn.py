@@ -62,6 +62,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.conn
   - ansible.builtin.action_common_attributes.actiongroups
 notes:
+  - The domain controller read must be a global catalog (most are); the search runs against its C(GC://) port 3268.
   - The account the task uses (the connection's, or O(domain_username)) needs the right to write
     C(servicePrincipalName) on every account it changes; a refused write fails the task and names the account.
 seealso:
