@@ -202,6 +202,9 @@ WRITE_METHODS = {
     "createsubkey": "registry",
     "deletesubkey": "registry",
     "deletesubkeytree": "registry",
+    # Active Directory: an entry's changes, a forced replication.
+    "commitchanges": "directory",
+    "syncreplicafromallservers": "directory",
 }
 # Methods that write only on an object of one .NET type (X509Store.Add does, List.Add does not), by the type's name
 # as the script constructs it; the receiver is a variable the script assigned from that type's constructor.
@@ -223,6 +226,13 @@ WRITE_COMMANDS = {
     "set-itemproperty": "registry",
     "new-itemproperty": "registry",
     "remove-itemproperty": "registry",
+    # Services, and the clock (w32tm /resync sets it; w32tm is only ever run for its effect).
+    "restart-service": "service",
+    "set-service": "service",
+    "start-service": "service",
+    "stop-service": "service",
+    "w32tm": "clock",
+    "w32tm.exe": "clock",
 }
 
 

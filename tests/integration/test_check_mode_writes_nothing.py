@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.integration, requires_lab]
 # The lab's domain account, for the modules that reach Active Directory or Exchange from the host (the second hop).
 LAB_DOMAIN_CREDENTIALS = {"domain_username": "CONTOSO\\ansible", "domain_password": "Lab-Passw0rd!"}
 CHECK_MODE_TASKS: dict[str, list[dict[str, t.Any]]] = {
+    "ad_replication": [LAB_DOMAIN_CREDENTIALS, {**LAB_DOMAIN_CREDENTIALS, "domain_server": "dc03.contoso.example"}],
     "intermediate_ca": [
         {
             "src": ["{{ lab_pki_dir }}/public-tls.pem", "{{ lab_pki_dir }}/public-policy.pem"],
@@ -31,6 +32,15 @@ CHECK_MODE_TASKS: dict[str, list[dict[str, t.Any]]] = {
     "mailflow_evidence": [LAB_DOMAIN_CREDENTIALS, {**LAB_DOMAIN_CREDENTIALS, "since": "7d", "samples": 50}],
     "receive_connector_auth": [LAB_DOMAIN_CREDENTIALS],
     "smtp_tls_chain": [{"ca_file": "{{ lab_pki_dir }}/public-root.pem"}],
+    "spn": [
+        LAB_DOMAIN_CREDENTIALS,
+        {**LAB_DOMAIN_CREDENTIALS, "remove_duplicates": True},
+        {**LAB_DOMAIN_CREDENTIALS, "state": "absent"},
+    ],
+    "w32time": [
+        LAB_DOMAIN_CREDENTIALS,
+        {**LAB_DOMAIN_CREDENTIALS, "max_offset": 30, "ntp_servers": ["time.lab.example"]},
+    ],
 }
 # Where a module has something to change in contoso, when not on the Exchange servers (kerberos_ports: the DCs).
 CHECK_MODE_HOSTS: dict[str, str] = {"kerberos_ports": "all"}

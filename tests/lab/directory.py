@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 # Win32 errors repadmin reports for a failing link; the lab uses them as numbers, never as text.
 RPC_S_SERVER_UNAVAILABLE = 1722
+# A sync requested by an account without the "Replicating Directory Changes"/"Replication Synchronization" rights.
+ERROR_DS_DRA_ACCESS_DENIED = 8453
 # winerror.h: ERROR_DS_SPN_VALUE_NOT_UNIQUE_IN_FOREST is 8647 (0x21C7, the code in "000021C7: AtrErr ... Att 90303
 # (servicePrincipalName)" that ldap_modify reports). Microsoft's "SPN and UPN uniqueness" page says "8467 or 8468":
 # transpositions of 8647 and of its UPN twin, ERROR_DS_UPN_VALUE_NOT_UNIQUE_IN_FOREST (8648).
@@ -103,6 +105,10 @@ class Directory:
     links: list[ReplicationLink] = field(default_factory=list)
     changes: list[DirectoryChange] = field(default_factory=list)
     seen: dict[str, set[int]] = field(default_factory=dict)  # per DC: the changes it has applied
+    # What the lab's account may not do (fleet file ``directory:``): write the SPNs of these accounts (lower-case
+    # sAMAccountNames), or request a replication sync on these DCs (it lacks "Replication Synchronization" there).
+    write_denied: set[str] = field(default_factory=set)
+    sync_denied: set[str] = field(default_factory=set)
     # Views are cached by the set of changes a replica has applied, so DCs in the same state share one and a
     # write or a sync needs no invalidation: a fleet of hundreds asks thousands of times per retry.
     _views: dict[frozenset[int], tuple[dict[str, list[str]], dict[str, list[str]]]] = field(
@@ -253,6 +259,54 @@ class Directory:
                 progress = progress or bool(incoming)
         return list(results.values())
 
+    def sync_all(self, home: str, *, push: bool, cross_site: bool, site_of: t.Mapping[str, str]) -> list[SyncResult]:
+        """DsReplicaSyncAll on ``home`` (DomainController.SyncReplicaFromAllServers), for one naming context.
+
+        Pull (the default): ``home`` synchronizes from every DC, transitively: a spanning tree over inbound links,
+        executed from its leaves toward ``home`` so that changes flow in. ``push`` (PushChangeOutward) reverses it:
+        every DC pulls from ``home``, transitively, nearest first. Without ``cross_site`` only DCs in ``home``'s site
+        take part. Each link of the tree syncs once: a persistent link fails with its error, a DC on which the lab's
+        account may not request a sync fails with ERROR_DS_DRA_ACCESS_DENIED and changes nothing.
+        """
+        self._require_dc(home)
+        site = site_of.get(home)
+        reached, order = {home}, []
+        frontier = [home]
+        while frontier:
+            following = []
+            for node in frontier:
+                candidates = [
+                    item
+                    for item in self.links
+                    if (item.source == node if push else item.destination == node)
+                    and (cross_site or site_of.get(item.destination if push else item.source) == site)
+                ]
+                for item in candidates:
+                    other = item.destination if push else item.source
+                    if other in reached:
+                        continue
+                    reached.add(other)
+                    order.append(item)
+                    following.append(other)
+            frontier = following
+        # Pulling toward home runs the farthest links first; pushing runs the nearest first.
+        now = time.time()
+        results = []
+        for item in order if push else reversed(order):
+            if item.destination in self.sync_denied:
+                results.append(SyncResult(item.destination, item.source, False, ERROR_DS_DRA_ACCESS_DENIED, 0))
+                continue
+            item.last_attempt = now
+            if item.persistent:
+                item.consecutive_failures += 1
+                results.append(SyncResult(item.destination, item.source, False, item.last_result, 0))
+                continue
+            incoming = self.seen[item.source] - self.seen[item.destination]
+            self.seen[item.destination] |= incoming
+            item.last_result, item.consecutive_failures, item.last_success = 0, 0, now
+            results.append(SyncResult(item.destination, item.source, True, 0, len(incoming)))
+        return results
+
     def _sam(self, sam: str) -> str:
         account = self.account(sam)
         return account.sam if account is not None else sam
@@ -262,5 +316,7 @@ class Directory:
             "dcs": list(self.dcs),
             "links": [item.snapshot() for item in self.links],
             "backlog": {dc: [change.seq for change in self.backlog(dc)] for dc in self.dcs},
+            "write_denied": sorted(self.write_denied),
+            "sync_denied": sorted(self.sync_denied),
             "views": {dc: self.view(dc) for dc in self.dcs},
         }

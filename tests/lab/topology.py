@@ -12,7 +12,9 @@ Fleet file, in brief (``contoso.yml`` uses every key)::
     eop: {tenant_domain, tls_sender_certificate_name, trusted_roots: [..], connector_name}
     network: {blocked: [{from, to, protocol, port}]}    # "*" for any; to: external is the internet
     accounts: [{name, kind: user|computer, spns: [..]}] # accounts that are not lab hosts
-    directory: {pending: [{dc, account, add: [..], remove: [..]}]}   # writes not yet replicated
+    directory: {pending: [{dc, account, add: [..], remove: [..]}],   # writes not yet replicated
+                write_denied: [sAMAccountName..],   # accounts whose SPNs the lab's account may not write
+                sync_denied: [dc..]}                # DCs where it may not request a replication sync
     hosts:
       - name, fqdn, roles: [dc|exchange], ip, site, logon_server, clock_offset
         w32time: {type, ntp_server, announce_flags, max_pos_phase_correction, max_neg_phase_correction,
@@ -496,7 +498,13 @@ def _directory(fleet: Fleet, document: dict[str, t.Any], entries: dict[str, dict
                     persistent=persistent,
                 )
             )
-    for write in (document.get("directory") or {}).get("pending", []):
+    directory_doc = _keys("directory", document.get("directory") or {}, {"pending", "write_denied", "sync_denied"})
+    directory.write_denied = {str(sam).lower() for sam in directory_doc.get("write_denied", [])}
+    directory.sync_denied = {str(dc) for dc in directory_doc.get("sync_denied", [])}
+    for name in directory.sync_denied:
+        if name not in directory.seen:
+            raise ValueError(f"directory.sync_denied: {name} is not a domain controller")
+    for write in directory_doc.get("pending", []):
         write = _keys("directory.pending", write, {"dc", "account", "add", "remove"})
         # Pending writes may plant duplicates (made before 2012 R2 or on two DCs before replication): unchecked.
         directory.write(

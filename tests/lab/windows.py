@@ -193,12 +193,24 @@ DC_DEFAULT_RULES: tuple[tuple[str, str, int, str], ...] = (
 WINRM_RULE = ("WINRM-HTTP-In-TCP", "TCP", 5985, "Windows Remote Management (HTTP-In)")
 
 
+# A DC's directory is reached over LDAP and the global catalog (the w32time, ad_replication and spn scripts bind to
+# it from members): Active Directory Domain Services enables these inbound rules at promotion too.
+DC_DIRECTORY_RULES: tuple[tuple[str, str, int, str], ...] = (
+    ("ADDS-LDAP-TCP-In", "TCP", 389, "Active Directory Domain Controller - LDAP (TCP-In)"),
+    ("ADDS-LDAPGC-TCP-In", "TCP", 3268, "Active Directory Domain Controller - LDAP for Global Catalog (TCP-In)"),
+)
+
+
 def dc_default_rules(locale: str = "en-US") -> list[FirewallRule]:
     """A DC's inbound rules after promotion, with the display names and groups of its display language."""
     from tests.lab.locale import firewall_display_name, firewall_group
 
-    group = "Kerberos Key Distribution Center"
-    rules = [
+    groups = (
+        (DC_DEFAULT_RULES, "Kerberos Key Distribution Center"),
+        ((WINRM_RULE,), "Windows Remote Management"),
+        (DC_DIRECTORY_RULES, "Active Directory Domain Services"),
+    )
+    return [
         FirewallRule(
             name=name,
             protocol=protocol,
@@ -206,19 +218,9 @@ def dc_default_rules(locale: str = "en-US") -> list[FirewallRule]:
             display_name=firewall_display_name(locale, name, display),
             group=firewall_group(locale, group),
         )
-        for name, protocol, port, display in DC_DEFAULT_RULES
+        for rules, group in groups
+        for name, protocol, port, display in rules
     ]
-    name, protocol, port, display = WINRM_RULE
-    rules.append(
-        FirewallRule(
-            name=name,
-            protocol=protocol,
-            local_port=port,
-            display_name=firewall_display_name(locale, name, display),
-            group=firewall_group(locale, "Windows Remote Management"),
-        )
-    )
-    return rules
 
 
 @dataclass

@@ -112,10 +112,15 @@ def test_a_twin_cannot_read_an_input_its_script_does_not_declare() -> None:
 # Where a change the lab finds lies (a path of tests/lab/journal.py), as the area of a contract's "# writes" line.
 # Modules that add areas add their state paths here.
 AREAS = {
+    "fleet/directory": "directory",
     "host/certificates": "certificates",
+    "host/clock_offset": "clock",
     "host/exchange/receive_connectors": "exchange",
     "host/firewall": "firewall",
     "host/registry": "registry",
+    "host/services": "service",
+    # The configuration a running W32Time works with: what a restart of the service makes it read again.
+    "host/w32time_in_use": "service",
 }
 
 
@@ -149,7 +154,7 @@ def undeclared_changes(contract: Contract, changes: list[dict[str, t.Any]]) -> l
     registry = declared_registry_values(contract)
     for change in changes:
         path, after = change["path"], change["after"]
-        area = next((name for prefix, name in AREAS.items() if path.startswith(prefix + "/")), None)
+        area = next((name for prefix, name in AREAS.items() if path == prefix or path.startswith(prefix + "/")), None)
         covered = area is not None and area in contract.writes
         if covered and area == "registry":
             covered = registry_change_declared(registry, path, after)
