@@ -59,8 +59,8 @@ import tempfile
 import threading
 import time
 import typing as t
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from xml.etree import ElementTree
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -417,7 +417,7 @@ class _Generator:
         yield _Candidate(node, path, ast.Break(), "loop", "continue -> break", "break")
 
     def _dict(self, node: ast.Dict, path: AstPath) -> t.Iterator[_Candidate]:
-        items = [(key, value) for key, value in zip(node.keys, node.values, strict=True)]
+        items = list(zip(node.keys, node.values, strict=True))
         for index, (key, _value) in enumerate(items):
             if key is None:  # removing a **spread is not a key change
                 continue
@@ -609,10 +609,10 @@ def run_tests(sandbox: Path, modules: t.Sequence[str], timeout: float, extra: t.
         start_new_session=True,
     ) as process:
         try:
-            output, _ = process.communicate(timeout=timeout)
+            output = process.communicate(timeout=timeout)[0]
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
+            output = process.communicate()[0]
             return TestRun(TIMEOUT, time.monotonic() - started, output.decode("utf-8", "replace"), None)
     status = SURVIVED if process.returncode == 0 else KILLED
     return TestRun(status, time.monotonic() - started, output.decode("utf-8", "replace"), process.returncode)
