@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo benchmark test lint typecheck pytest ansible-lint molecule sanity floor clean
+.PHONY: setup demo benchmark mutation test lint typecheck pytest ansible-lint molecule sanity floor clean
 
 setup:
 	PYTHON=$(PYTHON) tools/setup.sh
@@ -44,6 +44,11 @@ benchmark: setup
 	$(BIN)/python -m tests.benchmarks.fleet_audit --hosts 50 --forks 25
 	$(BIN)/python -m tests.benchmarks.lab_scale --hosts 50 200 500
 	$(BIN)/python -m tests.benchmarks.intermediate_ca_bundle --hosts 10 50 100 200 --forks 25
+
+## How many planted bugs the unit tests catch, in the controller code and the lab's twins: tens of minutes, so not
+## part of test. A partial run: make mutation MUTATION_ARGS="--files tests/lab/runner.py --limit 10".
+mutation: setup
+	$(BIN)/python tools/mutation.py $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-sanity .venv-floor .collections .cache build
