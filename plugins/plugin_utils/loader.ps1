@@ -31,6 +31,11 @@ for ($index = 0; $index -lt $requests.Count; $index++) {
     }
     catch {
         $exception = $_.Exception
+        # A .NET method or property that throws reaches PowerShell wrapped ("Exception calling X with N argument(s)":
+        # PowerShell's words, localized); the exception that decides, its type and HResult, is the inner one.
+        while (($exception -is [System.Management.Automation.MethodException] -or $exception -is [System.Management.Automation.SetValueInvocationException] -or $exception -is [System.Management.Automation.GetValueInvocationException]) -and $null -ne $exception.InnerException) {
+            $exception = $exception.InnerException
+        }
         $failed = $true
         $document.ok = $false
         $document.error = [ordered]@{ type = $exception.GetType().FullName; message = $exception.Message; hresult = $exception.HResult }

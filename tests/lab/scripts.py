@@ -31,7 +31,7 @@ LOADER_HEADER = "# mailflow-loader v2"
 # the lab's emulation of both is run_bootstrap in runner.py. tests/unit/lab/test_twin_discipline.py fails when the
 # texts and these hashes part ways.
 BOOTSTRAP_SHA256 = "d04b8bc3062399720ca56a21ae0f4db6f7a6eb5384fd36ebf7fa3aece642947b"
-LOADER_SHA256 = "ccc399cff90c917d3fe62a794a95625700e479927519048ab7ec41e9beec97a7"
+LOADER_SHA256 = "20d9e6366fc44be335f1a2ce0250f93dd8984482a6e5473895ee8f0b81d8f81e"
 ANSIBLE_PREFIX = "Set-StrictMode -Version Latest"
 ANSIBLE_SUFFIX = (
     "If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) "

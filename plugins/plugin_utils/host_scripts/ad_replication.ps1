@@ -26,85 +26,75 @@ function ConvertTo-IsoTime([DateTime]$Time) {
 }
 
 $result = [ordered]@{}
+$identity = Get-MailflowComputerIdentity
+$user = $params.domain_username
+$password = $params.domain_password
+# RootDSE through ADSI, serverless (the DC locator's choice, the DC this host authenticates against) or at
+# domain_server: it binds, so an unreachable DC, the second hop and refused credentials fail here with ADSI's
+# HResults (0x8007203A, 0x80072020, 0x8007052E), and its dnsHostName names the DC. (DomainController.FindOne
+# binds too, to validate credentials, but reports those failures in types of its own.)
+$path = 'LDAP://RootDSE'
+if ($identity.is_dc) {
+    $path = "LDAP://$($identity.fqdn)/RootDSE"
+}
+elseif ($params.domain_server) {
+    $path = "LDAP://$($params.domain_server)/RootDSE"
+}
+$rootDse = New-MailflowDirectoryEntry $path $user $password
 try {
-    $identity = Get-MailflowComputerIdentity
-    $user = $params.domain_username
-    $password = $params.domain_password
-    # RootDSE through ADSI, serverless (the DC locator's choice, the DC this host authenticates against) or at
-    # domain_server: it binds, so an unreachable DC, the second hop and refused credentials fail here with ADSI's
-    # HResults (0x8007203A, 0x80072020, 0x8007052E), and its dnsHostName names the DC. (DomainController.FindOne
-    # binds too, to validate credentials, but reports those failures in types of its own.)
-    $path = 'LDAP://RootDSE'
-    if ($identity.is_dc) {
-        $path = "LDAP://$($identity.fqdn)/RootDSE"
+    $rootDse.RefreshCache()
+    $server = [string]$rootDse.Properties['dnsHostName'][0]
+}
+finally {
+    $rootDse.Dispose()
+}
+$controller = [System.DirectoryServices.ActiveDirectory.DomainController]::GetDomainController((Get-MailflowDirectoryContext 'DirectoryServer' $server $user $password))
+try {
+    $partitions = [System.Collections.Generic.List[string]]::new()
+    foreach ($partition in $controller.Partitions) {
+        $null = $partitions.Add([string]$partition)
     }
-    elseif ($params.domain_server) {
-        $path = "LDAP://$($params.domain_server)/RootDSE"
-    }
-    $rootDse = New-MailflowDirectoryEntry $path $user $password
-    try {
-        $rootDse.RefreshCache()
-        $server = [string]$rootDse.Properties['dnsHostName'][0]
-    }
-    finally {
-        $rootDse.Dispose()
-    }
-    $controller = [System.DirectoryServices.ActiveDirectory.DomainController]::GetDomainController((Get-MailflowDirectoryContext 'DirectoryServer' $server $user $password))
-    try {
-        $partitions = [System.Collections.Generic.List[string]]::new()
-        foreach ($partition in $controller.Partitions) {
-            $null = $partitions.Add([string]$partition)
-        }
-        $errors = [System.Collections.Generic.List[object]]::new()
-        if ($params.action -eq 'sync') {
-            $crossSite = [System.DirectoryServices.ActiveDirectory.SyncFromAllServersOptions]::CrossSite
-            $pushOutward = $crossSite -bor [System.DirectoryServices.ActiveDirectory.SyncFromAllServersOptions]::PushChangeOutward
-            foreach ($partition in $partitions) {
-                foreach ($mode in @('pull', 'push')) {
-                    $options = $crossSite
-                    if ($mode -eq 'push') {
-                        $options = $pushOutward
-                    }
-                    try {
-                        $controller.SyncReplicaFromAllServers($partition, $options)
-                    }
-                    catch [System.DirectoryServices.ActiveDirectory.SyncFromAllServersOperationException] {
-                        # Every partner that failed, with its Win32 error code; the message is localized and not kept.
-                        foreach ($failure in $_.Exception.ErrorInformation) {
-                            $null = $errors.Add([ordered]@{ partition = $partition; mode = $mode; source = $failure.SourceServer; target = $failure.TargetServer; category = $failure.ErrorCategory.ToString(); code = $failure.ErrorCode })
-                        }
+    $errors = [System.Collections.Generic.List[object]]::new()
+    if ($params.action -eq 'sync') {
+        $crossSite = [System.DirectoryServices.ActiveDirectory.SyncFromAllServersOptions]::CrossSite
+        $pushOutward = $crossSite -bor [System.DirectoryServices.ActiveDirectory.SyncFromAllServersOptions]::PushChangeOutward
+        foreach ($partition in $partitions) {
+            foreach ($mode in @('pull', 'push')) {
+                $options = $crossSite
+                if ($mode -eq 'push') {
+                    $options = $pushOutward
+                }
+                try {
+                    $controller.SyncReplicaFromAllServers($partition, $options)
+                }
+                catch [System.DirectoryServices.ActiveDirectory.SyncFromAllServersOperationException] {
+                    # Every partner that failed, with its Win32 error code; the message is localized and not kept.
+                    foreach ($failure in $_.Exception.ErrorInformation) {
+                        $null = $errors.Add([ordered]@{ partition = $partition; mode = $mode; source = $failure.SourceServer; target = $failure.TargetServer; category = $failure.ErrorCategory.ToString(); code = $failure.ErrorCode })
                     }
                 }
             }
         }
-        $neighbors = [System.Collections.Generic.List[object]]::new()
-        foreach ($neighbor in $controller.GetAllReplicationNeighbors()) {
-            $null = $neighbors.Add([ordered]@{
-                    partition = $neighbor.PartitionName
-                    source = $neighbor.SourceServer
-                    last_result = $neighbor.LastSyncResult
-                    consecutive_failures = $neighbor.ConsecutiveFailureCount
-                    last_success = ConvertTo-IsoTime $neighbor.LastSuccessfulSync
-                    last_attempt = ConvertTo-IsoTime $neighbor.LastAttemptedSync
-                })
-        }
-        $result.identity = $identity
-        $result.dc = $controller.Name
-        $result.partitions = $partitions.ToArray()
-        $result.neighbors = $neighbors.ToArray()
-        $result.sync_errors = $errors.ToArray()
-        $result.now = ConvertTo-IsoTime ([DateTime]::UtcNow)
     }
-    finally {
-        $controller.Dispose()
+    $neighbors = [System.Collections.Generic.List[object]]::new()
+    foreach ($neighbor in $controller.GetAllReplicationNeighbors()) {
+        $null = $neighbors.Add([ordered]@{
+                partition = $neighbor.PartitionName
+                source = $neighbor.SourceServer
+                last_result = $neighbor.LastSyncResult
+                consecutive_failures = $neighbor.ConsecutiveFailureCount
+                last_success = ConvertTo-IsoTime $neighbor.LastSuccessfulSync
+                last_attempt = ConvertTo-IsoTime $neighbor.LastAttemptedSync
+            })
     }
+    $result.identity = $identity
+    $result.dc = $controller.Name
+    $result.partitions = $partitions.ToArray()
+    $result.neighbors = $neighbors.ToArray()
+    $result.sync_errors = $errors.ToArray()
+    $result.now = ConvertTo-IsoTime ([DateTime]::UtcNow)
 }
-catch [System.Management.Automation.ExtendedTypeSystemException] {
-    # PowerShell wraps what a .NET method or property throws (MethodInvocationException, GetValueInvocationException);
-    # the bootstrap reports what escapes, so the inner exception, whose type and HResult say what happened, escapes.
-    if ($null -eq $_.Exception.InnerException) {
-        throw
-    }
-    throw $_.Exception.InnerException
+finally {
+    $controller.Dispose()
 }
 $result

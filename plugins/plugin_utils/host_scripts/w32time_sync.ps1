@@ -119,129 +119,119 @@ function Read-W32TimeValues([string]$Root) {
 
 $serviceRoot = 'SYSTEM\CurrentControlSet\Services\W32Time'
 $result = [ordered]@{}
-try {
-    $identity = Get-MailflowComputerIdentity
-    $user = $params.domain_username
-    $password = $params.domain_password
-    $pdc = $params.pdc_emulator
-    $dcs = [System.Collections.Generic.List[string]]::new()
-    foreach ($name in @($params.domain_controllers)) {
-        if ($name) {
-            $null = $dcs.Add([string]$name)
+$identity = Get-MailflowComputerIdentity
+$user = $params.domain_username
+$password = $params.domain_password
+$pdc = $params.pdc_emulator
+$dcs = [System.Collections.Generic.List[string]]::new()
+foreach ($name in @($params.domain_controllers)) {
+    if ($name) {
+        $null = $dcs.Add([string]$name)
+    }
+}
+$forestRoot = $null
+# The DC the host uses: itself on a DC; on a member, what the read found (the change script is given it).
+$dcInUse = $params.dc_in_use
+if ($identity.is_dc) {
+    $dcInUse = $identity.fqdn
+}
+if ($identity.part_of_domain -and $params.action -eq 'read' -and ((-not $pdc) -or ($dcs.Count -eq 0))) {
+    # RootDSE through ADSI, serverless (the DC locator's choice, the DC this host authenticates against) or at
+    # domain_server: it binds, so an unreachable DC, the second hop and refused credentials fail here with ADSI's
+    # HResults (0x8007203A, 0x80072020, 0x8007052E), and its dnsHostName names the DC. (DomainController.FindOne
+    # binds too, to validate credentials, but reports those failures in types of its own.)
+    $path = 'LDAP://RootDSE'
+    if ($params.domain_server) {
+        $path = "LDAP://$($params.domain_server)/RootDSE"
+    }
+    $rootDse = New-MailflowDirectoryEntry $path $user $password
+    try {
+        $rootDse.RefreshCache()
+        $server = [string]$rootDse.Properties['dnsHostName'][0]
+    }
+    finally {
+        $rootDse.Dispose()
+    }
+    if (-not $dcInUse) {
+        $dcInUse = $server
+    }
+    $domain = Get-MailflowDomain $server $identity.domain $user $password
+    if (-not $pdc) {
+        $pdc = $domain.PdcRoleOwner.Name
+    }
+    if ($dcs.Count -eq 0) {
+        foreach ($controller in $domain.DomainControllers) {
+            $null = $dcs.Add($controller.Name)
         }
     }
-    $forestRoot = $null
-    # The DC the host uses: itself on a DC; on a member, what the read found (the change script is given it).
-    $dcInUse = $params.dc_in_use
-    if ($identity.is_dc) {
-        $dcInUse = $identity.fqdn
-    }
-    if ($identity.part_of_domain -and $params.action -eq 'read' -and ((-not $pdc) -or ($dcs.Count -eq 0))) {
-        # RootDSE through ADSI, serverless (the DC locator's choice, the DC this host authenticates against) or at
-        # domain_server: it binds, so an unreachable DC, the second hop and refused credentials fail here with ADSI's
-        # HResults (0x8007203A, 0x80072020, 0x8007052E), and its dnsHostName names the DC. (DomainController.FindOne
-        # binds too, to validate credentials, but reports those failures in types of its own.)
-        $path = 'LDAP://RootDSE'
-        if ($params.domain_server) {
-            $path = "LDAP://$($params.domain_server)/RootDSE"
-        }
-        $rootDse = New-MailflowDirectoryEntry $path $user $password
-        try {
-            $rootDse.RefreshCache()
-            $server = [string]$rootDse.Properties['dnsHostName'][0]
-        }
-        finally {
-            $rootDse.Dispose()
-        }
-        if (-not $dcInUse) {
-            $dcInUse = $server
-        }
-        $domain = Get-MailflowDomain $server $identity.domain $user $password
-        if (-not $pdc) {
-            $pdc = $domain.PdcRoleOwner.Name
-        }
-        if ($dcs.Count -eq 0) {
-            foreach ($controller in $domain.DomainControllers) {
-                $null = $dcs.Add($controller.Name)
-            }
-        }
-        # The forest is named after its root domain.
-        $forestRoot = ($domain.Forest.Name -eq $domain.Name)
-    }
+    # The forest is named after its root domain.
+    $forestRoot = ($domain.Forest.Name -eq $domain.Name)
+}
 
-    if ($params.action -eq 'configure') {
-        $settings = @(@('Parameters', 'Type', $params.type), @('Parameters', 'NtpServer', $params.ntp_server), @('Config', 'AnnounceFlags', $params.announce_flags))
-        foreach ($setting in $settings) {
-            if ($null -eq $setting[2]) {
-                continue
-            }
-            $key = [Microsoft.Win32.Registry]::LocalMachine.CreateSubKey("$serviceRoot\$($setting[0])")
-            try {
-                if ($setting[1] -eq 'AnnounceFlags') {
-                    $key.SetValue($setting[1], [int]$setting[2], [Microsoft.Win32.RegistryValueKind]::DWord)
-                }
-                else {
-                    $key.SetValue($setting[1], [string]$setting[2], [Microsoft.Win32.RegistryValueKind]::String)
-                }
-            }
-            finally {
-                $key.Dispose()
-            }
-        }
-        if ($params.automatic) {
-            Set-Service -Name W32Time -StartupType Automatic
-        }
-        # A restart starts a stopped service too, and the service reads its configuration when it starts.
-        Restart-Service -Name W32Time -Force
-        # Right after a restart the service may not have a source yet: retry a few times.
-        for ($attempt = 0; $attempt -lt 3; $attempt++) {
-            $null = & w32tm.exe /resync
-            $result.resync_exit_code = $LASTEXITCODE
-            if ($LASTEXITCODE -eq 0) {
-                break
-            }
-            Start-Sleep -Seconds 2
-        }
-    }
-    else {
-        $result.resync_exit_code = $null
-    }
-
-    # The forest-root PDC emulator's reliable peers are measured on that host only: elsewhere they are no source.
-    $rootPeers = @()
-    if ($pdc -and (($pdc -eq $identity.fqdn) -or ($pdc -eq $identity.name)) -and ($forestRoot -ne $false)) {
-        $rootPeers = @($params.ntp_peers)
-    }
-    # Every peer once (names compare case-insensitively), never this host itself.
-    $seen = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::OrdinalIgnoreCase)
-    $offsets = [System.Collections.Generic.List[object]]::new()
-    foreach ($peer in @($pdc, $dcInUse) + $dcs.ToArray() + $rootPeers) {
-        if (-not $peer) {
+if ($params.action -eq 'configure') {
+    $settings = @(@('Parameters', 'Type', $params.type), @('Parameters', 'NtpServer', $params.ntp_server), @('Config', 'AnnounceFlags', $params.announce_flags))
+    foreach ($setting in $settings) {
+        if ($null -eq $setting[2]) {
             continue
         }
-        $self = ($peer -eq $identity.fqdn) -or ($peer -eq $identity.name)
-        if (-not $self -and $seen.Add([string]$peer)) {
-            $null = $offsets.Add((Measure-NtpOffset $peer $params.timeout_ms))
+        $key = [Microsoft.Win32.Registry]::LocalMachine.CreateSubKey("$serviceRoot\$($setting[0])")
+        try {
+            if ($setting[1] -eq 'AnnounceFlags') {
+                $key.SetValue($setting[1], [int]$setting[2], [Microsoft.Win32.RegistryValueKind]::DWord)
+            }
+            else {
+                $key.SetValue($setting[1], [string]$setting[2], [Microsoft.Win32.RegistryValueKind]::String)
+            }
+        }
+        finally {
+            $key.Dispose()
         }
     }
-
-    $service = Get-Service -Name W32Time
-    $result.identity = $identity
-    $result.pdc_emulator = $pdc
-    $result.domain_controllers = $dcs.ToArray()
-    $result.forest_root = $forestRoot
-    $result.dc_in_use = $dcInUse
-    $result.configured = Read-W32TimeValues $serviceRoot
-    $result.policy = Read-W32TimeValues 'SOFTWARE\Policies\Microsoft\W32Time'
-    $result.service = [ordered]@{ start_type = $service.StartType.ToString(); status = $service.Status.ToString() }
-    $result.offsets = $offsets.ToArray()
-}
-catch [System.Management.Automation.ExtendedTypeSystemException] {
-    # PowerShell wraps what a .NET method or property throws (MethodInvocationException, GetValueInvocationException);
-    # the bootstrap reports what escapes, so the inner exception, whose type and HResult say what happened, escapes.
-    if ($null -eq $_.Exception.InnerException) {
-        throw
+    if ($params.automatic) {
+        Set-Service -Name W32Time -StartupType Automatic
     }
-    throw $_.Exception.InnerException
+    # A restart starts a stopped service too, and the service reads its configuration when it starts.
+    Restart-Service -Name W32Time -Force
+    # Right after a restart the service may not have a source yet: retry a few times.
+    for ($attempt = 0; $attempt -lt 3; $attempt++) {
+        $null = & w32tm.exe /resync
+        $result.resync_exit_code = $LASTEXITCODE
+        if ($LASTEXITCODE -eq 0) {
+            break
+        }
+        Start-Sleep -Seconds 2
+    }
 }
+else {
+    $result.resync_exit_code = $null
+}
+
+# The forest-root PDC emulator's reliable peers are measured on that host only: elsewhere they are no source.
+$rootPeers = @()
+if ($pdc -and (($pdc -eq $identity.fqdn) -or ($pdc -eq $identity.name)) -and ($forestRoot -ne $false)) {
+    $rootPeers = @($params.ntp_peers)
+}
+# Every peer once (names compare case-insensitively), never this host itself.
+$seen = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::OrdinalIgnoreCase)
+$offsets = [System.Collections.Generic.List[object]]::new()
+foreach ($peer in @($pdc, $dcInUse) + $dcs.ToArray() + $rootPeers) {
+    if (-not $peer) {
+        continue
+    }
+    $self = ($peer -eq $identity.fqdn) -or ($peer -eq $identity.name)
+    if (-not $self -and $seen.Add([string]$peer)) {
+        $null = $offsets.Add((Measure-NtpOffset $peer $params.timeout_ms))
+    }
+}
+
+$service = Get-Service -Name W32Time
+$result.identity = $identity
+$result.pdc_emulator = $pdc
+$result.domain_controllers = $dcs.ToArray()
+$result.forest_root = $forestRoot
+$result.dc_in_use = $dcInUse
+$result.configured = Read-W32TimeValues $serviceRoot
+$result.policy = Read-W32TimeValues 'SOFTWARE\Policies\Microsoft\W32Time'
+$result.service = [ordered]@{ start_type = $service.StartType.ToString(); status = $service.Status.ToString() }
+$result.offsets = $offsets.ToArray()
 $result

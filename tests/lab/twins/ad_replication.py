@@ -12,7 +12,7 @@ if t.TYPE_CHECKING:
     from tests.lab.twins import Params, TwinContext
 
 VERSION = 1
-SHA256 = "e36d9c0bfe6941832f50bd7f3ff87ce0feaf4111ed5f9e10c338a3167112e5ca"
+SHA256 = "1839698db8c2ffabd3962e32068fc41acce2aac9c28bfca0cd61b9289de8bc69"
 
 # SyncFromAllServersErrorCategory: the partner answered, but the replication failed.
 ERROR_REPLICATING = "ErrorReplicating"

@@ -12,7 +12,7 @@ if t.TYPE_CHECKING:
     from tests.lab.twins import Params, TwinContext
 
 VERSION = 1
-SHA256 = "973c1973d49ce1c80a56d14230368b66543c962f33854e71794dee4e1ba9f30f"
+SHA256 = "9dcd6e8374f9f92a1909d7bef10ecd9b158b050854568c299e20b8f3dda48f97"
 
 ADSI_ERROR = "System.DirectoryServices.DirectoryServicesCOMException"
 ACCESS_DENIED = "System.UnauthorizedAccessException"

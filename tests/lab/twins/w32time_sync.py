@@ -14,7 +14,7 @@ if t.TYPE_CHECKING:
     from tests.lab.twins import Params, TwinContext
 
 VERSION = 1
-SHA256 = "fd058bd9b1dcc02bd99f7bd63ef79b6256959c63c9f9abd408cc528ea9390a1b"
+SHA256 = "a20c24e77c99733098309a13f821fa8ac9ce5f4a7a076827623dcc0a8479be7d"
 
 # (result key, key under the W32Time root, value name, kind), as Read-W32TimeValues and 'configure' use them.
 VALUES = (
