@@ -203,7 +203,8 @@ def load_certificates(data: bytes, *, origin: str) -> list[Certificate]:
     if stripped.startswith(b"-----BEGIN") or PEM_BEGIN.search(stripped[:4096]):
         certificates = _load_pem(stripped, origin=origin)
     else:
-        certificates = _load_binary(stripped, origin=origin)
+        # DER is binary: its last byte may be 0x20 or 0x0A, which stripping would cut off.
+        certificates = _load_binary(data, origin=origin)
     if not certificates:
         raise CertificateError(f"{origin}: holds no certificate")
     total = len(certificates)

@@ -11,7 +11,10 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ansible_collections.mailflow.remediation.plugins.plugin_utils import _certificate_bundle as bundles
 from ansible_collections.mailflow.remediation.plugins.plugin_utils._x509 import (
@@ -206,3 +209,26 @@ def test_a_refusal_is_remembered_for_the_run_too(pki: Pki, tmp_path: Path) -> No
         with pytest.raises(CertificateError, match="is not a CA certificate"):
             bundles.validated_bundle(src=[str(path)], content=[], only_chain=True, cache_dir=tmp_path / "cache")
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+
+
+def test_der_is_never_stripped_like_text() -> None:
+    # About one certificate in 40 ends in a byte that is whitespace in ASCII (its signature's last byte).
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Whitespace Root")])
+    for serial in range(1, 2000):
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(serial)
+            .not_valid_before(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+            .not_valid_after(dt.datetime(2036, 1, 1, tzinfo=dt.UTC))
+            .sign(key, hashes.SHA256())
+        )
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        if der[-1:].isspace():
+            break
+    else:
+        pytest.fail("no certificate ended in a whitespace byte")
+    assert [item.sha256 for item in load_certificates(der, origin="x")] == [hashlib.sha256(der).hexdigest().upper()]
