@@ -11,6 +11,7 @@ from ansible_collections.mailflow.remediation.plugins.plugin_utils._action_base 
     ArgumentSpec,
     MailflowAction,
     Plan,
+    with_domain_options,
 )
 
 SCRIPT = "kerberos_log_level"
@@ -36,23 +37,26 @@ class ActionModule(MailflowAction):
     ARTICLE = "KB 979174"
     STEP = "5"
     SUBJECT = VALUE_PATH
-    ARGUMENTS: t.ClassVar[ArgumentSpec] = ArgumentSpec(
-        argument_spec=dict(
-            state=dict(type="str", default="present", choices=["present", "absent", "restored"]),
-            level=dict(type="int", choices=[0, 1]),
-            previous=dict(
-                type="dict",
-                options=dict(
-                    exists=dict(type="bool", required=True),
-                    # raw: an earlier run's REG_SZ value must reach check_arguments, which names the real problem.
-                    value=dict(type="raw"),
-                    kind=dict(type="str"),
-                    key_exists=dict(type="bool"),
+    # The domain_* options are accepted, unused: one module_defaults entry for the group serves every module.
+    ARGUMENTS: t.ClassVar[ArgumentSpec] = with_domain_options(
+        ArgumentSpec(
+            argument_spec=dict(
+                state=dict(type="str", default="present", choices=["present", "absent", "restored"]),
+                level=dict(type="int", choices=[0, 1]),
+                previous=dict(
+                    type="dict",
+                    options=dict(
+                        exists=dict(type="bool", required=True),
+                        # raw: an earlier run's REG_SZ value must reach check_arguments, which names the real problem.
+                        value=dict(type="raw"),
+                        kind=dict(type="str"),
+                        key_exists=dict(type="bool"),
+                    ),
+                    required_if=[("exists", True, ("value",))],
                 ),
-                required_if=[("exists", True, ("value",))],
             ),
-        ),
-        required_if=[("state", "restored", ("previous",))],
+            required_if=[("state", "restored", ("previous",))],
+        )
     )
 
     def check_arguments(self, params: dict[str, t.Any]) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.mailflow.remediation.plugins.plugin_utils._action_base import DOMAIN_OPTIONS
 from ansible_collections.mailflow.remediation.plugins.plugin_utils._x509 import (
     CRYPTOGRAPHY_INSTALL,
     Certificate,
@@ -58,6 +59,8 @@ class ActionModule(ActionBase):
             ca_file=dict(type="path"),
             eop_ca_file=dict(type="path"),
             eop_certificate_name=dict(type="str"),
+            # Accepted, unused: one module_defaults entry for the group serves every module of the collection.
+            **DOMAIN_OPTIONS,
         )
     )
 

@@ -30,3 +30,22 @@ notes:
     O(domain_password)), Kerberos delegation (C(ansible_winrm_kerberos_delegation=true)) or CredSSP give it the
     second hop; a plain NTLM WinRM logon does not.
 """
+
+    # For the modules that reach nothing beyond the host (or run on the controller): they accept the options, so that
+    # one module_defaults entry for the group serves every module of the collection, and do not use them.
+    UNUSED = r"""
+options:
+  domain_server:
+    description:
+      - Not used by this module. Accepted so that one C(module_defaults) entry for the group
+        C(group/mailflow.remediation.mailflow) can give the C(domain_*) options to every module of the collection.
+    type: str
+  domain_username:
+    description:
+      - Not used by this module; see O(domain_server).
+    type: str
+  domain_password:
+    description:
+      - Not used by this module; see O(domain_server).
+    type: str
+"""

@@ -55,6 +55,7 @@ options:
         type: bool
 extends_documentation_fragment:
   - mailflow.remediation.host_script
+  - mailflow.remediation.domain_options.unused
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - ansible.builtin.action_common_attributes.conn

@@ -56,6 +56,7 @@ options:
         alternative names must match it.
     type: str
 extends_documentation_fragment:
+  - mailflow.remediation.domain_options.unused
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - ansible.builtin.action_common_attributes.conn

@@ -16,31 +16,22 @@ from tests.playbook import REPO_ROOT, run_playbook
 pytestmark = [pytest.mark.integration, requires_lab]
 
 # Arguments that make each module want a change somewhere in contoso, so that check mode has something to withhold.
-# The lab's domain account, for the modules that reach Active Directory or Exchange from the host (the second hop).
-LAB_DOMAIN_CREDENTIALS = {"domain_username": "CONTOSO\\ansible", "domain_password": "Lab-Passw0rd!"}
+# The lab's domain account, for the modules that reach Active Directory or Exchange from the host (the second hop):
+# given to every module through one module_defaults entry for the action group, as a user would, which every module
+# of the collection must accept, whether it uses it or not.
+MODULE_DEFAULTS = {
+    "group/mailflow.remediation.mailflow": {"domain_username": "CONTOSO\\ansible", "domain_password": "Lab-Passw0rd!"}
+}
 CHECK_MODE_TASKS: dict[str, list[dict[str, t.Any]]] = {
-    "ad_replication": [LAB_DOMAIN_CREDENTIALS, {**LAB_DOMAIN_CREDENTIALS, "domain_server": "dc03.contoso.example"}],
-    "intermediate_ca": [
-        {
-            "src": ["{{ lab_pki_dir }}/public-tls.pem", "{{ lab_pki_dir }}/public-policy.pem"],
-            "domain_username": "CONTOSO\\ansible",
-            "domain_password": "{{ ansible_password }}",
-        }
-    ],
+    "ad_replication": [{}, {"domain_server": "dc03.contoso.example"}],
+    "intermediate_ca": [{"src": ["{{ lab_pki_dir }}/public-tls.pem", "{{ lab_pki_dir }}/public-policy.pem"]}],
     "kerberos_logging": [{}, {"level": 0}, {"state": "restored", "previous": {"exists": True, "value": 0}}],
-    "kerberos_ports": [LAB_DOMAIN_CREDENTIALS, {**LAB_DOMAIN_CREDENTIALS, "domain_controllers": ["dc02", "dc03"]}],
-    "mailflow_evidence": [LAB_DOMAIN_CREDENTIALS, {**LAB_DOMAIN_CREDENTIALS, "since": "7d", "samples": 50}],
-    "receive_connector_auth": [LAB_DOMAIN_CREDENTIALS],
+    "kerberos_ports": [{}, {"domain_controllers": ["dc02", "dc03"]}],
+    "mailflow_evidence": [{}, {"since": "7d", "samples": 50}],
+    "receive_connector_auth": [{}],
     "smtp_tls_chain": [{"ca_file": "{{ lab_pki_dir }}/public-root.pem"}],
-    "spn": [
-        LAB_DOMAIN_CREDENTIALS,
-        {**LAB_DOMAIN_CREDENTIALS, "remove_duplicates": True},
-        {**LAB_DOMAIN_CREDENTIALS, "state": "absent"},
-    ],
-    "w32time": [
-        LAB_DOMAIN_CREDENTIALS,
-        {**LAB_DOMAIN_CREDENTIALS, "max_offset": 30, "ntp_servers": ["time.lab.example"]},
-    ],
+    "spn": [{}, {"remove_duplicates": True}, {"state": "absent"}],
+    "w32time": [{}, {"max_offset": 30, "ntp_servers": ["time.lab.example"]}],
 }
 # Where a module has something to change in contoso, when not on the Exchange servers (kerberos_ports: the DCs).
 CHECK_MODE_HOSTS: dict[str, str] = {"kerberos_ports": "all"}
@@ -68,7 +59,8 @@ def test_module_in_check_mode_writes_nothing(contoso: LabClient, tmp_path: Path,
         {"name": f"{module} {index}", f"mailflow.remediation.{module}": args, "check_mode": True}
         for index, args in enumerate(CHECK_MODE_TASKS[module])
     ]
-    run = PlaybookRunner(contoso, tmp_path).run(tasks, hosts=CHECK_MODE_HOSTS.get(module, "exchange_servers"))
+    block = [{"name": module, "module_defaults": MODULE_DEFAULTS, "block": tasks}]
+    run = PlaybookRunner(contoso, tmp_path).run(block, hosts=CHECK_MODE_HOSTS.get(module, "exchange_servers"))
     assert run.rc == 0, run.stdout + run.stderr
     if module in NEVER_CHANGED:
         assert not any(item["result"].get("changed") for item in run.results)

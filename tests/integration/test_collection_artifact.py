@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -51,17 +53,24 @@ def test_installed_collection_is_documented_by_ansible_doc(artifact: Path, tmp_p
         cwd=tmp_path,
     )
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(target)}
+    modules = sorted(path.stem for path in (REPO_ROOT / "plugins" / "modules").glob("*.py"))
     shown = subprocess.run(
-        [str(BIN / "ansible-doc"), "--json", "mailflow.remediation.kerberos_logging"],
+        [str(BIN / "ansible-doc"), "--json", *(f"mailflow.remediation.{module}" for module in modules)],
         check=True,
         capture_output=True,
         text=True,
         env=env,
         cwd=tmp_path,
     )
-    doc = json.loads(shown.stdout)["mailflow.remediation.kerberos_logging"]["doc"]
-    assert set(doc["options"]) == {"state", "level", "previous"}
-    assert "KB 979174 step 5" in doc["short_description"]
+    docs = json.loads(shown.stdout)
+    for module in modules:
+        doc = docs[f"mailflow.remediation.{module}"]["doc"]
+        # The docs are a stub beside the action plugin, which ansible-test cannot compare: the options must be the
+        # argument spec's, every one, and no other.
+        action = importlib.import_module(f"ansible_collections.mailflow.remediation.plugins.action.{module}")
+        assert set(doc["options"]) == set(action.ActionModule.ARGUMENTS["argument_spec"]), module
+        assert re.search(r"KB \d+|symptoms|evidence", doc["short_description"]), module
+    assert "KB 979174 step 5" in docs["mailflow.remediation.kerberos_logging"]["doc"]["short_description"]
 
 
 def test_requires_ansible_floor_is_the_one_ci_tests() -> None:

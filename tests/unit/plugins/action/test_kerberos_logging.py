@@ -111,7 +111,7 @@ DWORD_RANGE = "a whole number from -2147483648 to 4294967295"
         (
             {"loglevel": 1},
             "Unsupported parameters for (mailflow.remediation.kerberos_logging) module: loglevel. "
-            "Supported parameters include: level, previous, state.",
+            "Supported parameters include: domain_password, domain_server, domain_username, level, previous, state.",
         ),
         ({"state": "absent", "level": 1}, "level: only applies to state=present, not state=absent"),
         ({"previous": {"exists": False}}, "previous: only applies to state=restored, not state=present"),

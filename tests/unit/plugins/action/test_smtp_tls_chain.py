@@ -241,7 +241,8 @@ def test_the_labs_exchange_hosts_before_and_after_the_import(tmp_path: Path) -> 
             {"hostname": "mail"},
             {},
             f"Unsupported parameters for ({FQCN}) module: hostname. Supported parameters include: ca_file, "
-            "ehlo_name, eop_ca_file, eop_certificate_name, host, port, timeout.",
+            "domain_password, domain_server, domain_username, ehlo_name, eop_ca_file, eop_certificate_name, host, "
+            "port, timeout.",
         ),
     ],
 )
