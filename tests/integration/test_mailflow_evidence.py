@@ -1,9 +1,4 @@
-"""mailflow_evidence end to end against contoso: the symptoms before, and what this collection's modules clear.
-
-KB 979174 steps 1-3 (time, replication, SPNs) belong to issue 7's modules, which are not built yet, and the lab
-in its own process cannot be fixed by hand; the assertion that needs every cause fixed lives in
-tests/unit/plugins/action/test_mailflow_evidence.py (through the lab model, in process) and is skipped here.
-"""
+"""mailflow_evidence end to end against contoso: the symptoms before, and what this collection's modules clear."""
 
 from __future__ import annotations
 
@@ -67,9 +62,46 @@ def test_a_queue_drains_once_its_causes_are_fixed_by_this_collection(contoso: La
     assert [queue["next_hop_domain"] for queue in queues] == ["ex03.contoso.example"]
 
 
-@pytest.mark.skip(
-    reason="needs KB 979174 steps 1-3 fixed (issue 7's w32time, ad_replication and spn modules, not built yet); "
-    "tests/unit/plugins/action/test_mailflow_evidence.py shows it with those causes fixed through the lab model"
-)
-def test_after_every_cause_is_fixed_no_queue_is_in_454_and_no_new_event_1035() -> None:
-    raise AssertionError("unreachable")
+def newest_1035(found: dict[str, t.Any]) -> int:
+    samples = found["events"]["event_1035"]["samples"]
+    return max((sample["record_id"] for sample in samples), default=0)
+
+
+def test_after_every_cause_is_fixed_no_queue_is_in_454_and_no_new_event_1035(
+    contoso: LabClient, tmp_path: Path
+) -> None:
+    playbook = PlaybookRunner(contoso, tmp_path)
+    defaults = {"group/mailflow.remediation.mailflow": CREDENTIALS}
+    before = evidence(playbook, hosts="exchange_servers")
+    assert all(before[host]["counts"]["event_1035"] > 0 for host in ("ex01", "ex02", "ex03"))
+
+    # Every step of KB 979174 by this collection's modules: the domain controllers first, then the Exchange servers.
+    domain_controllers = [
+        {"name": "time", "mailflow.remediation.w32time": {"ntp_servers": ["time.lab.example"]}},
+        {"name": "replication", "mailflow.remediation.ad_replication": {}},
+        {"name": "ports", "mailflow.remediation.kerberos_ports": {}},
+    ]
+    exchange_servers = [
+        {"name": "time", "mailflow.remediation.w32time": {}},
+        {"name": "spns", "mailflow.remediation.spn": {"remove_duplicates": True}},
+        {"name": "connectors", "mailflow.remediation.receive_connector_auth": {}},
+    ]
+    for hosts, tasks in (("domain_controllers", domain_controllers), ("exchange_servers", exchange_servers)):
+        run = playbook.run([{"name": "fix", "module_defaults": defaults, "block": tasks}], hosts=hosts)
+        assert run.rc == 0, run.stdout + run.stderr
+
+    last_1035 = {host: newest_1035(found) for host, found in evidence(playbook, hosts="exchange_servers").items()}
+    # While the causes held, each retry logged event 1035 on the receivers again.
+    assert any(last_1035[host] > newest_1035(before[host]) for host in before)
+
+    # The next queue retries (every two seconds in contoso) deliver what was held.
+    deadline = time.monotonic() + 30
+    after = before
+    while time.monotonic() < deadline:
+        after = evidence(playbook, hosts="exchange_servers")
+        if all(found["counts"]["queues_454"] == 0 for found in after.values()):
+            break
+        time.sleep(1)
+    assert {host: found["counts"]["queues_454"] for host, found in after.items()} == {"ex01": 0, "ex02": 0, "ex03": 0}
+    # No event 1035 since the fix: the newest is the one from before it.
+    assert {host: newest_1035(found) for host, found in after.items()} == last_1035
