@@ -29,8 +29,10 @@ transcript (see :func:`write_transcript`): what Windows answered, so that the la
 
 from __future__ import annotations
 
+import base64
 import datetime
 import functools
+import gzip
 import hashlib
 import json
 import os
@@ -52,7 +54,7 @@ HEADER_PATTERN = re.compile(r"^# mailflow-host-script: (?P<name>[a-z][a-z0-9_]*)
 LIBRARY_HEADER_PATTERN = re.compile(r"^# mailflow-host-library: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
 REQUIRES_PATTERN = re.compile(r"^# requires (?P<name>[a-z][a-z0-9_]*)$")
 BOOTSTRAP_HEADER = "# mailflow-bootstrap v2"
-LOADER_HEADER = "# mailflow-loader v2"
+LOADER_HEADER = "# mailflow-loader v3"
 CONTRACT_PATTERN = re.compile(r"^# (?P<section>input|output|writes) (?P<name>[A-Za-z0-9_-]+): (?P<spec>.+)$")
 TYPES = ("str", "int", "float", "bool", "list", "dict", "datetime", "any")
 
@@ -320,6 +322,11 @@ def wire_params(script: HostScript, params: t.Mapping[str, t.Any]) -> dict[str, 
     return sent
 
 
+def pack(text: str) -> str:
+    """A script's text as it travels: gzip, in base64. mtime 0 keeps the bytes the same from run to run."""
+    return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)).decode("ascii")
+
+
 def build_invocation(shell: t.Any, script: HostScript, params: t.Mapping[str, t.Any]) -> tuple[str, bytes]:
     """The command line and the stdin of one run of one script."""
     return build_batch_invocation(shell, [(script, params)])
@@ -333,15 +340,19 @@ def build_batch_invocation(
     command = str(shell._encode_script(wire_text(bootstrap_text())))
     loader = {"loader": wire_text(loader_text())}
     scripts = {
+        # Each library once, however many of the scripts require it.
+        "libraries": {
+            library.name: pack(library.wire_text) for script, _params in calls for library in script.libraries
+        },
         "scripts": [
             {
                 "name": script.name,
                 "version": script.version,
-                "script": script.wire_text,
-                "libraries": [library.wire_text for library in script.libraries],
+                "script": pack(script.wire_text),
+                "libraries": [library.name for library in script.libraries],
             }
             for script, _params in calls
-        ]
+        ],
     }
     params = {"params": [dict(params) for _script, params in calls]}
     # ensure_ascii: stdin goes through the console's code page, in which only ASCII is safe.

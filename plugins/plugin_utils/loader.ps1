@@ -1,15 +1,30 @@
-# mailflow-loader v2
-# Runs host scripts for the bootstrap (bootstrap.ps1), which hands it the lines of stdin: line 2 lists the scripts,
-# each with its text and its libraries ({"scripts": [...]}), line 3 their parameters in the same order
-# ({"params": [...]}); lists inside objects, because Windows PowerShell 5.1's ConvertFrom-Json writes a top-level
-# array as one object, and under strict mode a lone object has no Count. One script is a module's run;
+# mailflow-loader v3
+# Runs host scripts for the bootstrap (bootstrap.ps1), which hands it the lines of stdin: line 2 holds the scripts
+# and the libraries they require, each library once ({"libraries": {NAME: TEXT}, "scripts": [{"name", "version",
+# "script": TEXT, "libraries": [NAME]}]}), line 3 their parameters in the same order ({"params": [...]}); lists
+# inside objects, because Windows PowerShell 5.1's ConvertFrom-Json writes a top-level array as one object, and
+# under strict mode a lone object has no Count. Each TEXT is gzip-compressed UTF-8, in base64: a whole host's audit
+# travels in a quarter of the bytes. One script is a module's run;
 # several are the audit of a whole host in one round trip. The parameters reach each script as an object made by
 # ConvertFrom-Json: data, never code. A script returns one object, its result; the loader writes one document per
 # script, in order, and maps every exception to that script's document, so that one failing script fails only its
 # own check and each script holds its own logic only.
 param([Parameter(Mandatory = $true)] [string[]] $lines)
 $ErrorActionPreference = 'Stop'
-$requests = @((ConvertFrom-Json $lines[1]).scripts)
+
+function Expand-MailflowText([string]$Packed) {
+    $compressed = [System.IO.MemoryStream]::new([Convert]::FromBase64String($Packed))
+    $reader = [System.IO.StreamReader]::new([System.IO.Compression.GZipStream]::new($compressed, [System.IO.Compression.CompressionMode]::Decompress), [System.Text.Encoding]::UTF8)
+    try {
+        $reader.ReadToEnd()
+    }
+    finally {
+        $reader.Dispose()
+    }
+}
+
+$payload = ConvertFrom-Json $lines[1]
+$requests = @($payload.scripts)
 $allParams = @((ConvertFrom-Json $lines[2]).params)
 $failed = $false
 for ($index = 0; $index -lt $requests.Count; $index++) {
@@ -19,10 +34,10 @@ for ($index = 0; $index -lt $requests.Count; $index++) {
         # A scope of its own per script: its libraries' functions are seen by it (a child scope), and gone after.
         $output = @(& {
                 param($request, $params)
-                foreach ($library in @($request.libraries)) {
-                    . ([scriptblock]::Create($library))
+                foreach ($name in @($request.libraries)) {
+                    . ([scriptblock]::Create((Expand-MailflowText $payload.libraries.PSObject.Properties[$name].Value)))
                 }
-                & ([scriptblock]::Create($request.script)) $params
+                & ([scriptblock]::Create((Expand-MailflowText $request.script))) $params
             } $request $allParams[$index])
         if ($output.Count -ne 1) {
             throw [InvalidOperationException]::new("the script wrote $($output.Count) objects, not one result")

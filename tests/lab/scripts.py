@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hashlib
 import json
 import re
@@ -26,12 +27,12 @@ from dataclasses import dataclass
 HEADER_PATTERN = re.compile(r"^# mailflow-host-script: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
 LIBRARY_HEADER_PATTERN = re.compile(r"^# mailflow-host-library: (?P<name>[a-z][a-z0-9_]*) v(?P<version>[1-9][0-9]*)$")
 BOOTSTRAP_HEADER = "# mailflow-bootstrap v2"
-LOADER_HEADER = "# mailflow-loader v2"
+LOADER_HEADER = "# mailflow-loader v3"
 # The bootstrap's and the loader's texts as the lab was reviewed against them (their wire forms, see normalized());
 # the lab's emulation of both is run_bootstrap in runner.py. tests/unit/lab/test_twin_discipline.py fails when the
 # texts and these hashes part ways.
 BOOTSTRAP_SHA256 = "d04b8bc3062399720ca56a21ae0f4db6f7a6eb5384fd36ebf7fa3aece642947b"
-LOADER_SHA256 = "20d9e6366fc44be335f1a2ce0250f93dd8984482a6e5473895ee8f0b81d8f81e"
+LOADER_SHA256 = "a514222158a77560c4357dfb9c87c8af90f382ada9b401d81922a98f0b4763e7"
 ANSIBLE_PREFIX = "Set-StrictMode -Version Latest"
 ANSIBLE_SUFFIX = (
     "If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) "
@@ -171,25 +172,43 @@ class BootstrapFailed(Exception):
 
 
 def read_requests(lines: t.Sequence[str]) -> list[Request]:
-    """The bootstrap's and the loader's reading of their input: the loader on line 1, the scripts on line 2
-    (``{"scripts": [...]}``), their parameters in the same order on line 3 (``{"params": [...]}``)."""
+    """The bootstrap's and the loader's reading of their input: the loader on line 1, the scripts and the libraries
+    they require on line 2 (``{"libraries": {NAME: TEXT}, "scripts": [...]}``, each TEXT gzip in base64), their
+    parameters in the same order on line 3 (``{"params": [...]}``)."""
     if len(lines) < 3:
         raise BootstrapFailed("System.IndexOutOfRangeException", "Index was outside the bounds of the array.")
     try:
-        loader, scripts, params = (json.loads(line) for line in lines[:3])
+        loader, payload, params = (json.loads(line) for line in lines[:3])
     except ValueError as exc:
         raise BootstrapFailed("System.ArgumentException", f"Invalid JSON primitive: {exc}") from exc
     if not isinstance(loader, dict) or not isinstance(loader.get("loader"), str):
         raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no loader on line 1")
     check_loader(loader["loader"])
     # Under Set-StrictMode, reading a property the input lacks is an error of its own.
-    if not isinstance(scripts, dict) or not isinstance(scripts.get("scripts"), list):
+    if not isinstance(payload, dict) or not isinstance(payload.get("scripts"), list):
         raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no scripts on line 2")
+    libraries = payload.get("libraries")
+    if not isinstance(libraries, dict) or not all(isinstance(text, str) for text in libraries.values()):
+        raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no libraries on line 2")
     if not isinstance(params, dict) or not isinstance(params.get("params"), list):
         raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no params on line 3")
-    if len(params["params"]) != len(scripts["scripts"]):
-        raise ScriptRefused(f"{len(scripts['scripts'])} scripts but {len(params['params'])} sets of parameters")
-    return [_request(request, values) for request, values in zip(scripts["scripts"], params["params"], strict=True)]
+    if len(params["params"]) != len(payload["scripts"]):
+        raise ScriptRefused(f"{len(payload['scripts'])} scripts but {len(params['params'])} sets of parameters")
+    return [
+        _request(request, values, libraries)
+        for request, values in zip(payload["scripts"], params["params"], strict=True)
+    ]
+
+
+def unpack(packed: str) -> str:
+    """What the loader's Expand-MailflowText makes of a text: base64, then gzip, then UTF-8."""
+    try:
+        return gzip.decompress(base64.b64decode(packed, validate=True)).decode("utf-8")
+    except (binascii.Error, OSError, EOFError, UnicodeDecodeError) as exc:
+        raise BootstrapFailed(
+            "System.IO.InvalidDataException",
+            f"The archive entry was compressed using an unsupported compression method. ({exc})",
+        ) from exc
 
 
 def read_request(lines: t.Sequence[str]) -> Request:
@@ -200,13 +219,19 @@ def read_request(lines: t.Sequence[str]) -> Request:
     return requests[0]
 
 
-def _request(request: t.Any, params: t.Any) -> Request:
+def _request(request: t.Any, params: t.Any, libraries: dict[str, str]) -> Request:
     if not isinstance(request, dict) or not isinstance(request.get("script"), str):
         raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no script in the request")
-    libraries = request.get("libraries")
-    if not isinstance(libraries, list) or not all(isinstance(item, str) for item in libraries):
+    names = request.get("libraries")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise BootstrapFailed("System.Management.Automation.PropertyNotFoundException", "no libraries in the request")
-    received = identify(request["script"], libraries)
+    if any(name not in libraries for name in names):
+        # The loader reads $payload.libraries.<name>: a name that is not there is null, and [scriptblock]::Create
+        # of an expanded null fails.
+        raise BootstrapFailed("System.ArgumentNullException", "Value cannot be null.")
+    received = identify(unpack(request["script"]), [unpack(libraries[name]) for name in names])
+    if received.libraries != tuple(names):
+        raise ScriptRefused(f"the request names the libraries {names} but carries {list(received.libraries)}")
     if (request.get("name"), request.get("version")) != (received.name, received.version):
         raise ScriptRefused(
             f"the request names {request.get('name')!r} v{request.get('version')!r} but carries "
