@@ -160,8 +160,16 @@ class MailflowAction(ActionBase):
 
         params = self._validated_arguments()
         self._check_connection()
+        result.update(self.judge(params))
+        return result
 
-        result.update(article=self.ARTICLE, step=self.STEP)
+    def judge(self, params: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The module's run once its arguments are valid: read, decide, change (outside check mode), as one result.
+
+        The audit of a whole host (the audit module) calls it for each check, in check mode, after reading every
+        check in one round trip.
+        """
+        result: dict[str, t.Any] = {"article": self.ARTICLE, "step": self.STEP}
         try:
             before = self.read_state(params)
             plan = self.plan(params, before)
@@ -177,7 +185,7 @@ class MailflowAction(ActionBase):
             result.update(unreachable=True, msg=str(exc), script=exc.script)
             return result
         except HostScriptRaised as exc:
-            host = str((task_vars or {}).get("inventory_hostname", "the host"))
+            host = str(self._inventory_hostname or "the host")
             result.update(
                 failed=True, msg=self._explain(exc, params, host), script=exc.script, error_type=exc.error_type
             )

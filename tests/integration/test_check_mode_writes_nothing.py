@@ -3,6 +3,7 @@ fleet (every cause of both articles present somewhere), the lab's journal shows 
 
 from __future__ import annotations
 
+import json
 import typing as t
 from pathlib import Path
 
@@ -24,6 +25,7 @@ MODULE_DEFAULTS = {
 }
 CHECK_MODE_TASKS: dict[str, list[dict[str, t.Any]]] = {
     "ad_replication": [{}, {"domain_server": "dc03.contoso.example"}],
+    "audit": [{}, {"checks": ["spn", "receive_connector_auth"]}],
     "intermediate_ca": [{"src": ["{{ lab_pki_dir }}/public-tls.pem", "{{ lab_pki_dir }}/public-policy.pem"]}],
     "kerberos_logging": [{}, {"level": 0}, {"state": "restored", "previous": {"exists": True, "value": 0}}],
     "kerberos_ports": [{}, {"domain_controllers": ["dc02", "dc03"]}],
@@ -77,15 +79,22 @@ def test_audit_playbook_writes_nothing_and_kerberos_logging_is_not_drift(
 ) -> None:
     contoso.reset()
     inventory = contoso.write_inventory(tmp_path / "inventory.yml", connection="psrp", auth="negotiate")
-    run = run_playbook(REPO_ROOT / "playbooks" / "audit.yml", inventory, tmp_path, extra_args=extra_args)
+    account = {"mailflow_domain_username": "CONTOSO\\ansible", "mailflow_domain_password": "Lab-Passw0rd!"}
+    credentials = ["-e", json.dumps(account)]
+    run = run_playbook(
+        REPO_ROOT / "playbooks" / "audit.yml", inventory, tmp_path, extra_args=[*extra_args, *credentials]
+    )
     assert run.rc == 0, run.stdout + run.stderr
-    audited = [item for item in run.results if "article" in item["result"]]
-    assert sorted(item["host"] for item in audited) == ["ex01", "ex02", "ex03"]
+    audits = {item["host"]: item["result"] for item in run.results if "checks" in item["result"]}
+    assert sorted(audits) == ["dc01", "dc02", "dc03", "ex01", "ex02", "ex03"]
     # LogLevel is not set anywhere in contoso: the audit reports it, and does not call it drift.
-    assert all(item["result"]["changed"] is False for item in audited)
-    assert all(item["result"]["previous"]["exists"] is False for item in audited)
+    for host in ("ex01", "ex02", "ex03"):
+        logging = audits[host]["checks"]["kerberos_logging"]
+        assert (logging["changed"], logging["diagnostic"], logging["previous"]["exists"]) == (False, True, False)
+        assert "kerberos_logging" not in audits[host]["drift"]
     assert contoso.journal() == []
-    assert all(numbers["round_trips"] == 1 for name, numbers in contoso.counters().items() if name.startswith("ex"))
+    # Every host is audited in one round trip.
+    assert {name: numbers["round_trips"] for name, numbers in contoso.counters().items()} == dict.fromkeys(audits, 1)
 
 
 def test_remediation_turns_kerberos_logging_on_only_for_the_diagnosis_window(

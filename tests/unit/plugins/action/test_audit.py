@@ -1,0 +1,159 @@
+"""The audit of a whole host: one round trip, and each check's verdict exactly its own module's in check mode."""
+
+from __future__ import annotations
+
+import importlib
+import typing as t
+from unittest.mock import MagicMock
+
+import pytest
+from ansible.errors import AnsibleActionFail
+from ansible.playbook.play_context import PlayContext
+from ansible.playbook.task import Task
+from ansible.plugins.loader import shell_loader
+
+from ansible_collections.mailflow.remediation.plugins.action.audit import CHECKS, CONTROLLER_CHECKS
+from ansible_collections.mailflow.remediation.plugins.action.audit import ActionModule as Audit
+from tests.lab.fleet import Fleet, HostState, load_fleet
+from tests.unit.conftest import EmulatedHost
+
+CREDENTIALS = {"domain_username": "CONTOSO\\ansible", "domain_password": "Lab-Passw0rd!"}
+HOST_CHECKS = [name for name in CHECKS if name not in CONTROLLER_CHECKS]
+# Options some checks need to have something to decide (as audit.yml gives them).
+OPTIONS: dict[str, dict[str, t.Any]] = {"w32time": {"ntp_servers": ["time.lab.example"]}}
+# What a verdict is: whatever a user reads from a check-mode run.
+VERDICT = ("changed", "changes", "unfixable", "found", "failed", "msg")
+
+
+def emulated(fleet: Fleet, name: str) -> EmulatedHost:
+    host = EmulatedHost(HostState(name="unused", fqdn="unused", roles=[]))
+    host.fleet, host.state = fleet, fleet.hosts[name]
+    return host
+
+
+def action_for(action_class: type, fqcn: str, args: dict[str, t.Any], host: EmulatedHost) -> t.Any:
+    """An action plugin on a real Task (the audit copies its task for each check), wired to the emulated host."""
+    task = Task.load({"action": fqcn, "args": args})
+    task._resolved_action = fqcn
+    task.check_mode = True
+    connection = MagicMock()
+    connection.transport = "winrm"
+    connection._shell = shell_loader.get("powershell")
+    action = action_class(
+        task=task,
+        connection=connection,
+        play_context=PlayContext(),
+        loader=MagicMock(),
+        templar=MagicMock(),
+        shared_loader_obj=MagicMock(),
+    )
+    action._low_level_execute_command = host.execute
+    return action
+
+
+def task_vars(fleet: Fleet, name: str) -> dict[str, t.Any]:
+    groups = ["domain_controllers"] if fleet.hosts[name].is_dc else ["exchange_servers"]
+    return {"inventory_hostname": name, "group_names": groups}
+
+
+def audit(fleet: Fleet, name: str, **args: t.Any) -> tuple[dict[str, t.Any], EmulatedHost]:
+    host = emulated(fleet, name)
+    args = {**CREDENTIALS, "options": OPTIONS, **args}
+    result = action_for(Audit, "mailflow.remediation.audit", args, host).run(task_vars=task_vars(fleet, name))
+    return result, host
+
+
+def module_verdict(fleet: Fleet, name: str, check: str) -> dict[str, t.Any]:
+    module = importlib.import_module(f"ansible_collections.mailflow.remediation.plugins.action.{check}")
+    args = {**CREDENTIALS, **OPTIONS.get(check, {})}
+    action = action_for(module.ActionModule, f"mailflow.remediation.{check}", args, emulated(fleet, name))
+    try:
+        return t.cast(dict, action.run(task_vars=task_vars(fleet, name)))
+    except AnsibleActionFail as exc:
+        return {"failed": True, "msg": str(exc.message)}
+
+
+def verdict(result: dict[str, t.Any]) -> dict[str, t.Any]:
+    found = {key: result.get(key) for key in VERDICT}
+    if "evidence" in result:
+        # The evidence's words name its time window, which moves with the clock between two runs: its counts do not.
+        found.update(found=None, counts=result["evidence"]["counts"])
+    return found
+
+
+@pytest.mark.parametrize("fleet_name", ["contoso", "clean"])
+def test_each_check_is_exactly_its_modules_check_mode_verdict_in_one_round_trip(fleet_name: str) -> None:
+    # One fleet for the audit and the modules' own runs: all in check mode, so none changes what the next one sees.
+    fleet = load_fleet(fleet_name)
+    for name in fleet.hosts:
+        result, host = audit(fleet, name, checks=HOST_CHECKS)
+
+        assert len(host.command_lines) == 1, name
+        assert host.changes == [], name
+        for check in HOST_CHECKS:
+            expected = verdict(module_verdict(fleet, name, check))
+            if check == "kerberos_logging" and "changed" in result["checks"][check]:
+                assert result["checks"][check]["would_change"] == expected["changed"]
+                expected["changed"] = False  # a diagnostic, never drift
+            assert verdict(result["checks"][check]) == expected, (name, check)
+
+
+def test_contoso_ex01_drifts_where_its_modules_do_and_reports_what_no_module_can_fix() -> None:
+    result, _host = audit(load_fleet("contoso"), "ex01")
+    assert set(result["checks"]) == {name for name, roles in CHECKS.items() if "exchange_server" in roles} - {
+        "smtp_tls_chain"
+    } | {"smtp_tls_chain"}
+    assert result["drift"] == ["receive_connector_auth"]
+    assert result["changed"] is True
+    assert "kerberos_ports: ex01 -> dc03 TCP/88: no answer although dc03's firewall allows it" in " ".join(
+        result["unfixable"]
+    )
+
+
+def test_a_check_that_fails_on_the_host_fails_only_its_own_entry() -> None:
+    fleet = load_fleet("contoso")
+    # Without credentials, the checks that reach Active Directory or Exchange from a member fail (the second hop);
+    # Kerberos logging, read from the host's own registry, does not.
+    result, host = audit(fleet, "ex02", domain_username=None, domain_password=None, checks=HOST_CHECKS)
+    assert len(host.command_lines) == 1
+    assert result["failed"] is True
+    assert result["checks"]["kerberos_logging"]["found"].endswith("LogLevel = (not set)")
+    assert set(result["failed_checks"]) == {
+        "w32time",
+        "ad_replication",
+        "spn",
+        "kerberos_ports",
+        "receive_connector_auth",
+        "intermediate_ca",
+        "mailflow_evidence",
+    }
+    assert result["msg"].startswith("checks that could not run: w32time: mailflow.remediation.w32time could not ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            {"checks": ["w32time", "time"]},
+            "value of checks must be one or more of: w32time, ad_replication, spn, kerberos_ports, kerberos_logging, "
+            "receive_connector_auth, intermediate_ca, smtp_tls_chain, mailflow_evidence. Got no match for: time",
+        ),
+        (
+            {"options": {"time": {}}},
+            "options: no check named time; the checks are w32time, ad_replication, spn, kerberos_ports, "
+            "kerberos_logging, receive_connector_auth, intermediate_ca, smtp_tls_chain, mailflow_evidence",
+        ),
+        ({"options": {"w32time": ["a"]}}, "options: w32time: must be a dictionary of that module's options"),
+        (
+            {"options": {"w32time": {"max_offset": -1}}},
+            "mailflow.remediation.audit: w32time: max_offset: must be a number of seconds greater than 0, not -1",
+        ),
+    ],
+)
+def test_bad_input_for_any_check_fails_before_the_host_is_contacted(args: dict[str, t.Any], message: str) -> None:
+    host = emulated(load_fleet("contoso"), "ex01")
+    action = action_for(Audit, "mailflow.remediation.audit", {**CREDENTIALS, **args}, host)
+    with pytest.raises(AnsibleActionFail) as raised:
+        action.run(task_vars={"inventory_hostname": "ex01", "group_names": ["exchange_servers"]})
+    assert raised.value.message == message
+    assert host.command_lines == []
