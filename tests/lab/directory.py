@@ -311,6 +311,27 @@ class Directory:
         account = self.account(sam)
         return account.sam if account is not None else sam
 
+    def facts(self) -> dict[str, t.Any]:
+        """What the directory holds, without what follows from it (each DC's view, its backlog): the baseline
+        accounts, every originating write, which DC has applied which, the links and the denials. The lab's journal
+        compares these before and after each script: small, and enough to find any write or replication."""
+        return {
+            "accounts": {account.sam: list(account.spns) for account in self.accounts.values()},
+            "changes": {
+                str(change.seq): {
+                    "origin": change.origin,
+                    "account": change.account,
+                    "add": list(change.add),
+                    "remove": list(change.remove),
+                }
+                for change in self.changes
+            },
+            "seen": {dc: sorted(seqs) for dc, seqs in self.seen.items()},
+            "links": {f"{item.destination}<-{item.source}": item.snapshot() for item in self.links},
+            "write_denied": sorted(self.write_denied),
+            "sync_denied": sorted(self.sync_denied),
+        }
+
     def snapshot(self) -> dict[str, t.Any]:
         return {
             "dcs": list(self.dcs),

@@ -442,11 +442,15 @@ class Fleet:
         """Whether ``source`` reaches ``destination`` on protocol/port: the network block list, then its firewall."""
         return topology.reachable(self, source, destination, protocol, port)
 
-    def snapshot(self) -> dict[str, t.Any]:
+    def facts(self) -> dict[str, t.Any]:
+        """The fleet-wide state without what follows from it (see Directory.facts): what the journal compares."""
+        return {**self.snapshot(views=False), "directory": self.directory.facts()}
+
+    def snapshot(self, *, views: bool = True) -> dict[str, t.Any]:
         """The fleet-wide state (per-host state is in HostState.snapshot)."""
         return {
             "forest": vars(self.forest) if self.forest is not None else None,
-            "directory": self.directory.snapshot(),
+            "directory": self.directory.snapshot() if views else {},
             "network": {"blocked": [vars(block) for block in self.network.blocked]},
             "eop": vars(self.eop) if self.eop is not None else None,
             "settings": vars(self.settings),
