@@ -32,6 +32,27 @@ class PlaybookRun:
         """The results of task ``name``, by host."""
         return {item["host"]: item["result"] for item in self.results if item["task"] == name}
 
+    @property
+    def warnings(self) -> list[str]:
+        """Every ``[WARNING]:`` Ansible printed, each on one line.
+
+        ansible-core before 2.19 wraps a warning at the terminal width; a test that looks for a sentence must not
+        depend on where that version broke it.
+        """
+        found: list[str] = []
+        current: list[str] | None = None
+        for line in (self.stdout + "\n" + self.stderr).splitlines():
+            if line.startswith("[WARNING]:"):
+                current = [line.removeprefix("[WARNING]:").strip()]
+                found.append("")
+            elif current is not None and line.strip() and not line.startswith(("[", "PLAY", "TASK", "ok:", "changed:")):
+                current.append(line.strip())
+            else:
+                current = None
+            if current is not None:
+                found[-1] = " ".join(current)
+        return found
+
     def task(self, name: str, host: str = "ex01") -> dict[str, t.Any]:
         """The last result of task ``name`` on ``host``."""
         matches = [item for item in self.results if item["task"] == name and item["host"] == host]
