@@ -9,6 +9,7 @@ ansible-playbook (the controller). Run it on an otherwise idle machine; the numb
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -42,10 +43,18 @@ def main() -> int:
                 f"fleet: {args.hosts} hosts ({len(exchange)} Exchange servers), forks {args.forks}, "
                 "winrm NTLM with message encryption; per-host figures are per Exchange server"
             )
+            # The second hop from the Exchange servers to AD and Exchange, as the playbooks take it.
+            login = lab.status["credentials"]
+            account = {
+                "mailflow_domain_username": f"{login['domain']}\\{login['username']}",
+                "mailflow_domain_password": lab.password,
+                "fix_454_4_7_0_kerberos_logging_saved_dir": str(work / "kerberos_logging"),
+            }
+            credentials = ["-e", json.dumps(account)]
             for phase, playbook, extra in (
-                ("audit --check", "playbooks/audit.yml", ["--check"]),
-                ("remediate", "playbooks/remediate_454_4_7_0.yml", []),
-                ("audit --check", "playbooks/audit.yml", ["--check"]),
+                ("audit --check", "playbooks/audit.yml", ["--check", *credentials]),
+                ("remediate", "playbooks/remediate_454_4_7_0.yml", credentials),
+                ("audit --check", "playbooks/audit.yml", ["--check", *credentials]),
             ):
                 lab.reset()
                 started = time.perf_counter()
