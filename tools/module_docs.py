@@ -73,7 +73,7 @@ def markup(text: str) -> str:
             if body.startswith(f"{COLLECTION}."):
                 return f"[{body}]({body.rsplit('.', 1)[-1]}.md)"
             return f"`{body}`"
-        label, _, url = body.partition(",")
+        label, _comma, url = body.partition(",")
         return f"[{label.strip()}]({url.strip()})"
 
     return MARKUP.sub(replace, text)
