@@ -224,3 +224,18 @@ def test_a_wrong_role_option_is_named_by_the_argument_spec(contoso: LabClient, t
         for result in failed
     )
     assert all(numbers["requests"] == 0 for numbers in contoso.counters().values())
+
+
+def test_a_reference_server_without_intermediates_fails_before_any_import(tmp_path: Path) -> None:
+    # ex03 holds neither intermediate of its chain in contoso: nothing to export, so nothing is imported anywhere.
+    with running_lab("contoso", tmp_path / "lab") as lab:
+        inventory = lab.write_inventory(tmp_path / "inventory.yml")
+        extra = ["-e", json.dumps({**ACCOUNT, "fix_550_5_7_64_reference_host": "ex03"})]
+        run = run_playbook(PLAYBOOKS / "remediate_550_5_7_64.yml", inventory, tmp_path, extra_args=extra)
+        assert run.rc != 0
+        failures = {item["result"]["msg"] for item in run.results if item["status"] == "failed"}
+        assert failures == {
+            "ex03 holds no intermediate CA certificate of its chain in its stores; export them from a server whose "
+            "chain is complete, or give them in fix_550_5_7_64_src"
+        }
+        assert lab.journal() == []
