@@ -232,7 +232,7 @@ class Report:
         summary = {status: sum(1 for item in ordered if item["status"] == status) for status in STATUSES}
         summary["unfixable"] = sum(len(item["unfixable"]) for item in ordered)
         unreachable = sorted({item["host"] for item in ordered if item["status"] == "unreachable"}, key=str.lower)
-        return {
+        document = {
             "format": FORMAT,
             "version": VERSION,
             "title": self.title,
@@ -247,6 +247,9 @@ class Report:
             "fleet": fleet_checks(ordered, max_clock_spread=self.max_clock_spread),
             "cells": ordered,
         }
+        # What the CI gate fails on, so that a pipeline can gate on a report (a merged one, above all).
+        document["gate"] = gate_findings(document)
+        return document
 
 
 def load(path: str | Path) -> dict[str, t.Any]:

@@ -273,7 +273,8 @@ def test_a_host_made_unreachable_mid_audit_shows_in_all_three_formats(tmp_path: 
             ex01_done = lab.counters()["ex01"]["round_trips"]
             run, directory = running.result(timeout=300)
     assert ex01_done == 0, "dc02 went away before the audit reached ex01's result: not mid-audit"
-    assert run.rc != 0
+    # ansible-playbook's own code for an unreachable host, which the gate's failure does not change.
+    assert run.rc == 4, run.stdout + run.stderr
     assert [item["status"] for item in run.results if item["host"] == "dc02"] == ["unreachable"]
     gate = run.task(
         "Fail when a check drifts or could not run, a host was not audited, or a fleet-level check finds something",
