@@ -41,7 +41,8 @@ floor: setup
 
 ## Numbers, not assertions: wall time, round trips and bytes per host across a lab fleet.
 benchmark: setup
-	$(BIN)/python -m tests.benchmarks.fleet_audit --hosts 50 --forks 25
+	$(BIN)/python -m tests.benchmarks.module_runs
+	$(BIN)/python -m tests.benchmarks.fleet_audit --hosts 50 200 500 --forks 25
 	$(BIN)/python -m tests.benchmarks.lab_scale --hosts 50 200 500
 	$(BIN)/python -m tests.benchmarks.intermediate_ca_bundle --hosts 10 50 100 200 --forks 25
 

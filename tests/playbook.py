@@ -28,6 +28,10 @@ class PlaybookRun:
     stderr: str
     results: list[dict[str, t.Any]]
 
+    def results_by_host(self, name: str) -> dict[str, dict[str, t.Any]]:
+        """The results of task ``name``, by host."""
+        return {item["host"]: item["result"] for item in self.results if item["task"] == name}
+
     def task(self, name: str, host: str = "ex01") -> dict[str, t.Any]:
         """The last result of task ``name`` on ``host``."""
         matches = [item for item in self.results if item["task"] == name and item["host"] == host]

@@ -20,6 +20,7 @@ import yaml
 
 from tests.lab.control import LabClient, start_lab
 from tests.playbook import REPO_ROOT, TRANSCRIPT_DIR, PlaybookRun, run_playbook
+from tests.unit.lab.conftest import fleet_document
 
 REAL_INVENTORY = os.environ.get("MAILFLOW_INTEGRATION_INVENTORY")
 requires_lab = pytest.mark.skipif(REAL_INVENTORY is not None, reason="needs the lab's journal, counters or faults")
@@ -98,6 +99,32 @@ class PlaybookRunner:
         playbook.write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
         transcript_dir = transcript_dir or (None if self.on_lab else REAL_TRANSCRIPT_DIR)
         return run_playbook(playbook, self.inventory, self.tmp, extra_args=extra_args, transcript_dir=transcript_dir)
+
+
+# The action group: one module_defaults entry for it gives every module of the collection its options.
+GROUP = "group/mailflow.remediation.mailflow"
+
+
+def domain_credentials(lab: LabClient) -> dict[str, str]:
+    """The lab's domain account as the modules' domain_* options: what gives a member server the second hop."""
+    account = lab.status["credentials"]
+    return {"domain_username": f"{account['domain']}\\{account['username']}", "domain_password": lab.password}
+
+
+def with_domain_credentials(lab: LabClient, *tasks: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """The tasks in a block that gives every module the lab's domain account, as one module_defaults entry would."""
+    return [
+        {"name": "with domain credentials", "module_defaults": {GROUP: domain_credentials(lab)}, "block": list(tasks)}
+    ]
+
+
+def changed_fleet(tmp: Path, base: str, change: t.Callable[[dict[str, t.Any]], None]) -> str:
+    """A shipped fleet file after ``change`` to its document, written under ``tmp``; its path, for running_lab."""
+    document = fleet_document(base)
+    change(document)
+    path = tmp / f"{base}-changed.yml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return str(path)
 
 
 @pytest.fixture(scope="module")

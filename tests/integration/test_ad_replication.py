@@ -11,47 +11,24 @@ import typing as t
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.integration.conftest import PlaybookRunner, requires_lab, running_lab
+from tests.integration.conftest import (
+    PlaybookRunner,
+    changed_fleet,
+    requires_lab,
+    running_lab,
+    with_domain_credentials,
+)
 from tests.lab.control import LabClient
-from tests.lab.fleet import FLEETS_DIR
+from tests.unit.lab.conftest import host_entry
 
 pytestmark = [pytest.mark.integration, requires_lab]
 
 MODULE = "mailflow.remediation.ad_replication"
-GROUP = "group/mailflow.remediation.mailflow"
-
-
-def credentials(lab: LabClient) -> dict[str, str]:
-    return {
-        "domain_username": f"{lab.status['credentials']['domain']}\\{lab.status['credentials']['username']}",
-        "domain_password": lab.password,
-    }
-
-
-def block(lab: LabClient, *tasks: dict[str, t.Any]) -> list[dict[str, t.Any]]:
-    return [{"name": "with domain credentials", "module_defaults": {GROUP: credentials(lab)}, "block": list(tasks)}]
 
 
 def task(name: str, args: dict[str, t.Any] | None = None, **keywords: t.Any) -> dict[str, t.Any]:
     return {"name": name, MODULE: args or {}, **keywords}
-
-
-def contoso_changed(tmp: Path, change: t.Callable[[dict[str, t.Any]], None]) -> str:
-    document = yaml.safe_load((FLEETS_DIR / "contoso.yml").read_text(encoding="utf-8"))
-    change(document)
-    path = tmp / "contoso-changed.yml"
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return str(path)
-
-
-def entry(document: dict[str, t.Any], name: str) -> dict[str, t.Any]:
-    return next(host for host in document["hosts"] if host["name"] == name)
-
-
-def by_host(run: t.Any, name: str) -> dict[str, dict[str, t.Any]]:
-    return {item["host"]: item["result"] for item in run.results if item["task"] == name}
 
 
 def test_contoso_check_apply_again_read_back(tmp_path: Path) -> None:
@@ -59,7 +36,7 @@ def test_contoso_check_apply_again_read_back(tmp_path: Path) -> None:
         playbook = PlaybookRunner(lab, tmp_path)
         audit = playbook.run([task("audit")], hosts="domain_controllers", extra_args=["--check", "--diff"])
         assert audit.rc == 0, audit.stdout + audit.stderr
-        found = by_host(audit, "audit")
+        found = audit.results_by_host("audit")
         assert {host for host, result in found.items() if result["changed"]} == {"dc03"}
         assert len(found["dc03"]["changes"]) == 5 and found["dc03"]["changes"][0] == (
             "sync DC=contoso,DC=example on dc03.contoso.example from dc01.contoso.example, dc02.contoso.example across "
@@ -73,7 +50,7 @@ def test_contoso_check_apply_again_read_back(tmp_path: Path) -> None:
             [task("apply"), task("apply again"), task("read back", check_mode=True)], hosts="domain_controllers"
         )
         assert rhythm.rc == 0, rhythm.stdout + rhythm.stderr
-        applied, again, read_back = (by_host(rhythm, name) for name in ("apply", "apply again", "read back"))
+        applied, again, read_back = (rhythm.results_by_host(name) for name in ("apply", "apply again", "read back"))
         assert {host for host, result in applied.items() if result["changed"]} == {"dc03"}
         assert all(result["changed"] is False for result in [*again.values(), *read_back.values()])
         assert {n["status"] for n in read_back["dc03"]["neighbors"]} == {"ok"}
@@ -93,22 +70,24 @@ def test_contoso_check_apply_again_read_back(tmp_path: Path) -> None:
 
 def test_from_a_member_server_it_audits_the_dc_that_server_uses(tmp_path: Path) -> None:
     with running_lab("contoso", tmp_path / "lab") as lab:
-        run = PlaybookRunner(lab, tmp_path).run(block(lab, task("audit", check_mode=True)), hosts="exchange_servers")
+        run = PlaybookRunner(lab, tmp_path).run(
+            with_domain_credentials(lab, task("audit", check_mode=True)), hosts="exchange_servers"
+        )
         assert run.rc == 0, run.stdout + run.stderr
-        assert {host: result["dc"] for host, result in by_host(run, "audit").items()} == {
+        assert {host: result["dc"] for host, result in run.results_by_host("audit").items()} == {
             "ex01": "dc01.contoso.example",
             "ex02": "dc02.contoso.example",
             "ex03": "dc03.contoso.example",
         }
-        assert {host for host, result in by_host(run, "audit").items() if result["changed"]} == {"ex03"}
+        assert {host for host, result in run.results_by_host("audit").items() if result["changed"]} == {"ex03"}
         assert lab.journal() == []
 
 
 def test_a_partner_that_still_fails_fails_the_task_with_its_error_code(tmp_path: Path) -> None:
     def persistent(document: dict[str, t.Any]) -> None:
-        entry(document, "dc03")["replication_partners"][0]["persistent"] = True
+        host_entry(document, "dc03")["replication_partners"][0]["persistent"] = True
 
-    with running_lab(contoso_changed(tmp_path, persistent), tmp_path / "lab") as lab:
+    with running_lab(changed_fleet(tmp_path, "contoso", persistent), tmp_path / "lab") as lab:
         run = PlaybookRunner(lab, tmp_path).run([task("fix")], hosts="dc03")
         result = run.task("fix", "dc03")
         assert result["status"] == "failed"
@@ -123,7 +102,7 @@ def test_a_sync_the_account_may_not_request_fails_and_writes_nothing(tmp_path: P
     def deny(document: dict[str, t.Any]) -> None:
         document["directory"]["sync_denied"] = ["dc01", "dc02", "dc03"]
 
-    with running_lab(contoso_changed(tmp_path, deny), tmp_path / "lab") as lab:
+    with running_lab(changed_fleet(tmp_path, "contoso", deny), tmp_path / "lab") as lab:
         run = PlaybookRunner(lab, tmp_path).run([task("fix")], hosts="dc03")
         result = run.task("fix", "dc03")
         assert result["status"] == "failed"
@@ -135,8 +114,8 @@ def test_an_unreachable_dc_fails_clearly_and_writes_nothing(tmp_path: Path) -> N
     def block_ldap(document: dict[str, t.Any]) -> None:
         document["network"]["blocked"].append({"from": "ex03", "to": "dc03", "protocol": "TCP", "port": 389})
 
-    with running_lab(contoso_changed(tmp_path, block_ldap), tmp_path / "lab") as lab:
-        run = PlaybookRunner(lab, tmp_path).run(block(lab, task("fix")), hosts="ex03")
+    with running_lab(changed_fleet(tmp_path, "contoso", block_ldap), tmp_path / "lab") as lab:
+        run = PlaybookRunner(lab, tmp_path).run(with_domain_credentials(lab, task("fix")), hosts="ex03")
         result = run.task("fix", "ex03")
         assert result["status"] == "failed"
         assert result["result"]["msg"] == (

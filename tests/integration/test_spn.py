@@ -13,49 +13,26 @@ import typing as t
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.integration.conftest import PlaybookRunner, requires_lab, running_lab
+from tests.integration.conftest import (
+    PlaybookRunner,
+    changed_fleet,
+    requires_lab,
+    running_lab,
+    with_domain_credentials,
+)
 from tests.lab.control import LabClient
-from tests.lab.fleet import FLEETS_DIR
+from tests.unit.lab.conftest import host_entry
 
 pytestmark = [pytest.mark.integration, requires_lab]
 
 MODULE = "mailflow.remediation.spn"
-GROUP = "group/mailflow.remediation.mailflow"
 EX01 = "SMTPSVC/ex01.contoso.example"
 EX03 = "SMTPSVC/ex03.contoso.example"
 
 
-def credentials(lab: LabClient) -> dict[str, str]:
-    return {
-        "domain_username": f"{lab.status['credentials']['domain']}\\{lab.status['credentials']['username']}",
-        "domain_password": lab.password,
-    }
-
-
-def block(lab: LabClient, *tasks: dict[str, t.Any]) -> list[dict[str, t.Any]]:
-    return [{"name": "with domain credentials", "module_defaults": {GROUP: credentials(lab)}, "block": list(tasks)}]
-
-
 def task(name: str, args: dict[str, t.Any] | None = None, **keywords: t.Any) -> dict[str, t.Any]:
     return {"name": name, MODULE: args or {}, **keywords}
-
-
-def changed_fleet(tmp: Path, base: str, change: t.Callable[[dict[str, t.Any]], None]) -> str:
-    document = yaml.safe_load((FLEETS_DIR / f"{base}.yml").read_text(encoding="utf-8"))
-    change(document)
-    path = tmp / f"{base}-changed.yml"
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return str(path)
-
-
-def entry(document: dict[str, t.Any], name: str) -> dict[str, t.Any]:
-    return next(host for host in document["hosts"] if host["name"] == name)
-
-
-def by_host(run: t.Any, name: str) -> dict[str, dict[str, t.Any]]:
-    return {item["host"]: item["result"] for item in run.results if item["task"] == name}
 
 
 def accounts_written(lab: LabClient, dc: str) -> set[str]:
@@ -68,9 +45,9 @@ def test_contoso_check_apply_again_read_back(tmp_path: Path) -> None:
     with running_lab("contoso", tmp_path / "lab") as lab:
         playbook = PlaybookRunner(lab, tmp_path)
         args = {"remove_duplicates": True}
-        audit = playbook.run(block(lab, task("audit", args)), extra_args=["--check", "--diff"])
+        audit = playbook.run(with_domain_credentials(lab, task("audit", args)), extra_args=["--check", "--diff"])
         assert audit.rc == 0, audit.stdout + audit.stderr
-        found = by_host(audit, "audit")
+        found = audit.results_by_host("audit")
         assert {host: result["changes"] for host, result in found.items()} == {
             "ex01": [f"remove {EX01} from svc-mailrelay (duplicate of EX01$)"],
             "ex02": [],
@@ -85,9 +62,11 @@ def test_contoso_check_apply_again_read_back(tmp_path: Path) -> None:
         assert lab.journal() == [], "check mode wrote"
 
         lab.reset()
-        rhythm = playbook.run(block(lab, task("apply", args), task("apply again", args), task("read back", args)))
+        rhythm = playbook.run(
+            with_domain_credentials(lab, task("apply", args), task("apply again", args), task("read back", args))
+        )
         assert rhythm.rc == 0, rhythm.stdout + rhythm.stderr
-        applied, again, read_back = (by_host(rhythm, name) for name in ("apply", "apply again", "read back"))
+        applied, again, read_back = (rhythm.results_by_host(name) for name in ("apply", "apply again", "read back"))
         assert {host for host, result in applied.items() if result["changed"]} == {"ex01", "ex03"}
         assert applied["ex03"]["added"] == {"EX03$": ["SMTP/EX03", EX03]}
         assert applied["ex03"]["removed"] == {"svc-ex03-relay": [EX03]}
@@ -104,11 +83,11 @@ def test_contoso_check_apply_again_read_back(tmp_path: Path) -> None:
 def test_a_duplicate_on_a_user_and_a_second_computer_is_removed_from_exactly_those_accounts(tmp_path: Path) -> None:
     def plant(document: dict[str, t.Any]) -> None:
         document["accounts"] = [{"name": "svc-smtp", "kind": "user", "spns": [EX01, "HTTP/portal.contoso.example"]}]
-        entry(document, "ex02")["computer_account"] = {"extra_spns": [EX01]}
+        host_entry(document, "ex02")["computer_account"] = {"extra_spns": [EX01]}
 
     with running_lab(changed_fleet(tmp_path, "clean", plant), tmp_path / "lab") as lab:
         playbook = PlaybookRunner(lab, tmp_path)
-        reported = playbook.run(block(lab, task("report")), hosts="ex01")
+        reported = playbook.run(with_domain_credentials(lab, task("report")), hosts="ex01")
         assert reported.rc == 0, reported.stdout + reported.stderr
         result = reported.task("report")["result"]
         assert result["changed"] is False
@@ -119,7 +98,7 @@ def test_a_duplicate_on_a_user_and_a_second_computer_is_removed_from_exactly_tho
         )
         assert lab.journal() == []
 
-        removed = playbook.run(block(lab, task("remove", {"remove_duplicates": True})), hosts="ex01")
+        removed = playbook.run(with_domain_credentials(lab, task("remove", {"remove_duplicates": True})), hosts="ex01")
         assert removed.rc == 0, removed.stdout + removed.stderr
         result = removed.task("remove")["result"]
         assert result["removed"] == {"EX02$": [EX01], "svc-smtp": [EX01]} and result["added"] == {}
@@ -136,7 +115,9 @@ def test_a_write_the_account_may_not_make_fails_naming_it_and_writes_nothing(tmp
         document["directory"]["write_denied"] = ["svc-mailrelay"]
 
     with running_lab(changed_fleet(tmp_path, "contoso", deny), tmp_path / "lab") as lab:
-        run = PlaybookRunner(lab, tmp_path).run(block(lab, task("fix", {"remove_duplicates": True})), hosts="ex01")
+        run = PlaybookRunner(lab, tmp_path).run(
+            with_domain_credentials(lab, task("fix", {"remove_duplicates": True})), hosts="ex01"
+        )
         result = run.task("fix")
         assert result["status"] == "failed"
         assert result["result"]["msg"] == (
@@ -152,7 +133,9 @@ def test_an_unreachable_dc_fails_clearly_and_writes_nothing(tmp_path: Path) -> N
         document["network"]["blocked"].append({"from": "ex01", "to": "dc01", "protocol": "TCP", "port": 389})
 
     with running_lab(changed_fleet(tmp_path, "contoso", block_ldap), tmp_path / "lab") as lab:
-        run = PlaybookRunner(lab, tmp_path).run(block(lab, task("fix", {"remove_duplicates": True})), hosts="ex01")
+        run = PlaybookRunner(lab, tmp_path).run(
+            with_domain_credentials(lab, task("fix", {"remove_duplicates": True})), hosts="ex01"
+        )
         result = run.task("fix")
         assert result["status"] == "failed"
         assert result["result"]["msg"] == (

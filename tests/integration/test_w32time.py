@@ -12,49 +12,25 @@ import typing as t
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.integration.conftest import PlaybookRunner, requires_lab, running_lab
+from tests.integration.conftest import (
+    PlaybookRunner,
+    changed_fleet,
+    requires_lab,
+    running_lab,
+    with_domain_credentials,
+)
 from tests.lab.control import LabClient
-from tests.lab.fleet import FLEETS_DIR
+from tests.unit.lab.conftest import host_entry
 
 pytestmark = [pytest.mark.integration, requires_lab]
 
 MODULE = "mailflow.remediation.w32time"
-GROUP = "group/mailflow.remediation.mailflow"
 NTP_SERVERS = ["time.lab.example"]
-
-
-def credentials(lab: LabClient) -> dict[str, str]:
-    return {
-        "domain_username": f"{lab.status['credentials']['domain']}\\{lab.status['credentials']['username']}",
-        "domain_password": lab.password,
-    }
-
-
-def block(lab: LabClient, *tasks: dict[str, t.Any]) -> list[dict[str, t.Any]]:
-    """The tasks, with the second hop given once for the collection's modules."""
-    return [{"name": "with domain credentials", "module_defaults": {GROUP: credentials(lab)}, "block": list(tasks)}]
 
 
 def task(name: str, args: dict[str, t.Any] | None = None, **keywords: t.Any) -> dict[str, t.Any]:
     return {"name": name, MODULE: args or {}, **keywords}
-
-
-def fleet_file(tmp: Path, base: str, change: t.Callable[[dict[str, t.Any]], None]) -> str:
-    document = yaml.safe_load((FLEETS_DIR / f"{base}.yml").read_text(encoding="utf-8"))
-    change(document)
-    path = tmp / f"{base}-changed.yml"
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return str(path)
-
-
-def entry(document: dict[str, t.Any], name: str) -> dict[str, t.Any]:
-    return next(host for host in document["hosts"] if host["name"] == name)
-
-
-def by_host(run: t.Any, name: str) -> dict[str, dict[str, t.Any]]:
-    return {item["host"]: item["result"] for item in run.results if item["task"] == name}
 
 
 def test_contoso_check_apply_again_read_back(tmp_path: Path) -> None:
@@ -62,9 +38,11 @@ def test_contoso_check_apply_again_read_back(tmp_path: Path) -> None:
         playbook = PlaybookRunner(lab, tmp_path)
         args = {"ntp_servers": NTP_SERVERS}
 
-        audit = playbook.run(block(lab, task("audit", args)), hosts="all", extra_args=["--check", "--diff"])
+        audit = playbook.run(
+            with_domain_credentials(lab, task("audit", args)), hosts="all", extra_args=["--check", "--diff"]
+        )
         assert audit.rc == 0, audit.stdout + audit.stderr
-        found = by_host(audit, "audit")
+        found = audit.results_by_host("audit")
         assert {host for host, result in found.items() if result["changed"]} == {"dc01", "dc02", "ex03"}
         assert found["ex03"]["changes"] == [
             r"set HKLM\SYSTEM\CurrentControlSet\Services\W32Time\Parameters\Type: NoSync -> NT5DS",
@@ -78,11 +56,13 @@ def test_contoso_check_apply_again_read_back(tmp_path: Path) -> None:
 
         lab.reset()
         rhythm = playbook.run(
-            block(lab, task("apply", args), task("apply again", args), task("read back", args, check_mode=True)),
+            with_domain_credentials(
+                lab, task("apply", args), task("apply again", args), task("read back", args, check_mode=True)
+            ),
             hosts="all",
         )
         assert rhythm.rc == 0, rhythm.stdout + rhythm.stderr
-        applied, again, read_back = (by_host(rhythm, name) for name in ("apply", "apply again", "read back"))
+        applied, again, read_back = (rhythm.results_by_host(name) for name in ("apply", "apply again", "read back"))
         assert {host for host, result in applied.items() if result["changed"]} == {"dc01", "dc02", "ex03"}
         assert all(result["changed"] is False for result in [*again.values(), *read_back.values()])
         assert all(result["unfixable"] == [] for result in read_back.values())
@@ -98,10 +78,10 @@ def test_contoso_check_apply_again_read_back(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("offset", "drift"), [(299, False), (301, True)], ids=["299 s", "301 s"])
 def test_the_offset_boundary_at_max_offset_300(tmp_path: Path, offset: int, drift: bool) -> None:
-    fleet = fleet_file(tmp_path, "clean", lambda document: entry(document, "ex01").update(clock_offset=offset))
+    fleet = changed_fleet(tmp_path, "clean", lambda document: host_entry(document, "ex01").update(clock_offset=offset))
     with running_lab(fleet, tmp_path / "lab") as lab:
         run = PlaybookRunner(lab, tmp_path).run(
-            block(lab, task("audit", {"max_offset": 300}, check_mode=True)), hosts="ex01"
+            with_domain_credentials(lab, task("audit", {"max_offset": 300}, check_mode=True)), hosts="ex01"
         )
         assert run.rc == 0, run.stdout + run.stderr
         result = run.task("audit")["result"]
@@ -111,10 +91,10 @@ def test_the_offset_boundary_at_max_offset_300(tmp_path: Path, offset: int, drif
 
 def test_a_dc_that_does_not_answer_ntp_is_named_and_nothing_fails(tmp_path: Path) -> None:
     def silence_dc02(document: dict[str, t.Any]) -> None:
-        entry(document, "dc02")["firewall"] = {"inbound": [{"name": "ADDS-W32Time-NTP-UDP-In", "enabled": False}]}
+        host_entry(document, "dc02")["firewall"] = {"inbound": [{"name": "ADDS-W32Time-NTP-UDP-In", "enabled": False}]}
 
-    with running_lab(fleet_file(tmp_path, "clean", silence_dc02), tmp_path / "lab") as lab:
-        run = PlaybookRunner(lab, tmp_path).run(block(lab, task("audit")), hosts="exchange_servers")
+    with running_lab(changed_fleet(tmp_path, "clean", silence_dc02), tmp_path / "lab") as lab:
+        run = PlaybookRunner(lab, tmp_path).run(with_domain_credentials(lab, task("audit")), hosts="exchange_servers")
         assert run.rc == 0, run.stdout + run.stderr
         for host in ("ex01", "ex02"):
             result = run.task("audit", host)["result"]
@@ -132,14 +112,16 @@ def test_a_dc_that_does_not_answer_ntp_is_named_and_nothing_fails(tmp_path: Path
 def test_access_denied_and_a_fix_that_does_not_take_fail_clearly(tmp_path: Path) -> None:
     def plant(document: dict[str, t.Any]) -> None:
         # ex01 may not write the W32Time key; dc02 is more than MaxPosPhaseCorrection (48 h) ahead of dc01.
-        entry(document, "ex01").update(
+        host_entry(document, "ex01").update(
             w32time={"type": "NoSync"},
             faults={"registry_write_denied": [r"HKLM\SYSTEM\CurrentControlSet\Services\W32Time\Parameters"]},
         )
-        entry(document, "dc02")["clock_offset"] = 200000
+        host_entry(document, "dc02")["clock_offset"] = 200000
 
-    with running_lab(fleet_file(tmp_path, "clean", plant), tmp_path / "lab") as lab:
-        run = PlaybookRunner(lab, tmp_path).run(block(lab, task("fix", ignore_errors=True)), hosts="ex01,dc02")
+    with running_lab(changed_fleet(tmp_path, "clean", plant), tmp_path / "lab") as lab:
+        run = PlaybookRunner(lab, tmp_path).run(
+            with_domain_credentials(lab, task("fix", ignore_errors=True)), hosts="ex01,dc02"
+        )
         assert [run.task("fix", host)["status"] for host in ("ex01", "dc02")] == ["failed", "failed"]
         denied, stuck = run.task("fix", "ex01")["result"], run.task("fix", "dc02")["result"]
         assert denied["script"] == "w32time_sync" and denied["error_type"] == "System.UnauthorizedAccessException"

@@ -14,8 +14,9 @@ from ansible.plugins.loader import shell_loader
 
 from ansible_collections.mailflow.remediation.plugins.action.audit import CHECKS, CONTROLLER_CHECKS
 from ansible_collections.mailflow.remediation.plugins.action.audit import ActionModule as Audit
-from tests.lab.fleet import Fleet, HostState, load_fleet
+from tests.lab.fleet import Fleet, load_fleet
 from tests.unit.conftest import EmulatedHost
+from tests.unit.plugins.action.fleet_hosts import emulate
 
 CREDENTIALS = {"domain_username": "CONTOSO\\ansible", "domain_password": "Lab-Passw0rd!"}
 HOST_CHECKS = [name for name in CHECKS if name not in CONTROLLER_CHECKS]
@@ -23,12 +24,6 @@ HOST_CHECKS = [name for name in CHECKS if name not in CONTROLLER_CHECKS]
 OPTIONS: dict[str, dict[str, t.Any]] = {"w32time": {"ntp_servers": ["time.lab.example"]}}
 # What a verdict is: whatever a user reads from a check-mode run.
 VERDICT = ("changed", "changes", "unfixable", "found", "failed", "msg")
-
-
-def emulated(fleet: Fleet, name: str) -> EmulatedHost:
-    host = EmulatedHost(HostState(name="unused", fqdn="unused", roles=[]))
-    host.fleet, host.state = fleet, fleet.hosts[name]
-    return host
 
 
 def action_for(action_class: type, fqcn: str, args: dict[str, t.Any], host: EmulatedHost) -> t.Any:
@@ -57,7 +52,7 @@ def task_vars(fleet: Fleet, name: str) -> dict[str, t.Any]:
 
 
 def audit(fleet: Fleet, name: str, **args: t.Any) -> tuple[dict[str, t.Any], EmulatedHost]:
-    host = emulated(fleet, name)
+    host = emulate(fleet, name)
     args = {**CREDENTIALS, "options": OPTIONS, **args}
     result = action_for(Audit, "mailflow.remediation.audit", args, host).run(task_vars=task_vars(fleet, name))
     return result, host
@@ -66,7 +61,7 @@ def audit(fleet: Fleet, name: str, **args: t.Any) -> tuple[dict[str, t.Any], Emu
 def module_verdict(fleet: Fleet, name: str, check: str) -> dict[str, t.Any]:
     module = importlib.import_module(f"ansible_collections.mailflow.remediation.plugins.action.{check}")
     args = {**CREDENTIALS, **OPTIONS.get(check, {})}
-    action = action_for(module.ActionModule, f"mailflow.remediation.{check}", args, emulated(fleet, name))
+    action = action_for(module.ActionModule, f"mailflow.remediation.{check}", args, emulate(fleet, name))
     try:
         return t.cast(dict, action.run(task_vars=task_vars(fleet, name)))
     except AnsibleActionFail as exc:
@@ -151,7 +146,7 @@ def test_a_check_that_fails_on_the_host_fails_only_its_own_entry() -> None:
     ],
 )
 def test_bad_input_for_any_check_fails_before_the_host_is_contacted(args: dict[str, t.Any], message: str) -> None:
-    host = emulated(load_fleet("contoso"), "ex01")
+    host = emulate(load_fleet("contoso"), "ex01")
     action = action_for(Audit, "mailflow.remediation.audit", {**CREDENTIALS, **args}, host)
     with pytest.raises(AnsibleActionFail) as raised:
         action.run(task_vars={"inventory_hostname": "ex01", "group_names": ["exchange_servers"]})
