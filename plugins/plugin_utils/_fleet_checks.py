@@ -8,6 +8,8 @@ Private to the mailflow.remediation collection; not a public API and may change 
   minutes of each other"). Each w32time result holds the offsets its host measured to its domain controllers by
   SNTP; together they form a graph of clock differences, from which every clock is placed on one time line. Two
   Exchange servers that are each 200 s from their DC in opposite directions are 400 s apart, which neither sees.
+  The clocks are the hosts' and their domain controllers' (named by w32time), not the external NTP peers of the
+  forest-root PDC emulator.
 - ``duplicate_spns``: an SPN held by more than one account (KB 979174 step 3), over the views of every Exchange
   server's DC: a duplicate that only one DC holds yet is still a duplicate.
 - ``failing_partners``: a DC that replicates from a partner that fails (KB 979174 step 2): its own inbound link
@@ -84,12 +86,19 @@ def clock_spread(cells: t.Sequence[Cell], *, limit: float = MAX_CLOCK_SPREAD) ->
     # clock(a) - clock(b) = seconds, as host a measured peer b.
     edges: dict[str, list[tuple[str, float]]] = {}
     measured = _usable(cells, "w32time")
+    # The fleet's clocks: its hosts and its domain controllers. The forest root's external NTP peers are its time
+    # sources, judged by w32time on that host, not clocks of the fleet.
+    fleet = {cell["host"] for cell in cells}
+    for cell in measured:
+        evidence = cell.get("evidence") or {}
+        dcs = [*(evidence.get("domain_controllers") or []), evidence.get("pdc_emulator")]
+        fleet.update(names(str(name)) for name in dcs if name)
     for cell in measured:
         for entry in _as_found(cell, "offsets") or []:
             if not entry.get("answered") or entry.get("offset") is None:
                 continue
             host, peer, seconds = cell["host"], names(str(entry["peer"])), float(entry["offset"])
-            if peer == host:
+            if peer == host or peer not in fleet:
                 continue
             edges.setdefault(host, []).append((peer, seconds))
             edges.setdefault(peer, []).append((host, -seconds))

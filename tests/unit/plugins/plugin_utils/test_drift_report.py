@@ -231,7 +231,8 @@ def test_the_fleet_checks_of_a_merge_span_the_slices(tmp_path: Path) -> None:
     slices = [Report(), Report()]
     for report, (host, offset) in zip(slices, (("ex01", 200.0), ("ex02", -200.0)), strict=True):
         measured = [{"peer": "dc01.c.example", "answered": True, "offset": offset}]
-        report.add_result(host, "mailflow.remediation.w32time", result(offsets=measured), check_mode=True)
+        answer = result(offsets=measured, domain_controllers=["dc01.c.example"])
+        report.add_result(host, "mailflow.remediation.w32time", answer, check_mode=True)
     assert [report.document()["fleet"]["clock_spread"]["status"] for report in slices] == ["ok", "ok"]
     merged = merge([load(path) for path in write_all(slices, tmp_path)]).document()
     assert (merged["fleet"]["clock_spread"]["status"], merged["fleet"]["clock_spread"]["spread"]) == ("drift", 400.0)

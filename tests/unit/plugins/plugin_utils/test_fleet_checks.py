@@ -33,7 +33,12 @@ def w32time(host: str, status: str = "ok", *, check_mode: bool = True, **seconds
         "check": "w32time",
         "status": status,
         "check_mode": check_mode,
-        "evidence": {"offsets": measured, "offsets_before": measured},
+        # w32time measures the domain's DCs, and names them
+        "evidence": {
+            "offsets": measured,
+            "offsets_before": measured,
+            "domain_controllers": [entry["peer"] for entry in measured],
+        },
     }
 
 
@@ -280,3 +285,10 @@ def test_every_fleet_check_says_unknown_without_results_and_findings_joins_them(
         ["the", "clocks"],
         ["SMTPSVC/ex01", "is"],
     ]
+
+
+def test_the_forest_roots_external_time_source_is_not_a_clock_of_the_fleet() -> None:
+    root = w32time("dc01", **{"time": 1000.0, "dc02": 1.0})
+    root["evidence"]["domain_controllers"] = [f"dc01.{DOMAIN}", f"dc02.{DOMAIN}"]
+    result = clock_spread([root])
+    assert (result["spread"], sorted(result["clocks"])) == (1.0, ["dc01", "dc02.contoso.example"])
