@@ -4,18 +4,6 @@
 
 from __future__ import annotations
 
-import typing as t
-
-from ansible.plugins.callback import CallbackBase
-
-from ansible_collections.mailflow.remediation.plugins.plugin_utils._drift_report import (
-    Report,
-    ReportError,
-    load,
-    merge,
-    write,
-)
-
 DOCUMENTATION = r"""
 name: drift_report
 type: notification
@@ -101,6 +89,19 @@ options:
       - section: mailflow_drift_report
         key: merge
 """
+
+
+import typing as t
+
+from ansible.plugins.callback import CallbackBase
+
+from ansible_collections.mailflow.remediation.plugins.plugin_utils._drift_report import (
+    Report,
+    ReportError,
+    load,
+    merge,
+    write,
+)
 
 
 class CallbackModule(CallbackBase):

@@ -130,15 +130,12 @@ def clock_spread(cells: t.Sequence[Cell], *, limit: float = MAX_CLOCK_SPREAD) ->
     # each is judged on its own and the spread is the largest of theirs.
     groups.sort(key=lambda group: (-len(group[1]), group[0].lower()))
     reference, clocks = groups[0]
-    worst: tuple[float, str, str] | None = None
+    extremes = []
     for _root, placed in groups:
         ahead = max(placed, key=lambda node: (placed[node], node))
         behind = min(placed, key=lambda node: (placed[node], node))
-        spread = placed[ahead] - placed[behind]
-        if worst is None or spread > worst[0]:
-            worst = (spread, ahead, behind)
-    assert worst is not None
-    spread, ahead, behind = worst
+        extremes.append((placed[ahead] - placed[behind], ahead, behind))
+    spread, ahead, behind = max(extremes, key=lambda item: item[0])
     spread = round(spread, 3)
     result.update(
         spread=spread,

@@ -253,7 +253,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         out.say(f"  hosts: {', '.join(hosts)}; every cause of KB 979174 and KB 3212877 is planted somewhere")
         out.say(f"  full Ansible output of every step: {demo.log}")
         out.say()
-        out.say("1. The symptoms: mail held between Exchange servers, relays to Exchange Online refused")
+        out.say("1. The symptoms, as an administrator finds them in the queues and the send protocol log:")
+        out.say("   454 4.7.0: Exchange servers fail Kerberos authentication to each other (KB 979174);")
+        out.say("   550 5.7.64: Exchange Online refuses the relay, the TLS chain lacks an intermediate CA (KB 3212877)")
         time.sleep(2.5)  # one queue retry, so that every queue shows its error
         demo.symptoms()
         out.say()
