@@ -76,7 +76,8 @@ def playbook_vars(lab: LabClient, state: Path) -> dict[str, t.Any]:
         },
         "fix_454_4_7_0_ntp_servers": NTP_SERVERS,
         "fix_454_4_7_0_kerberos_logging_saved_dir": str(state / "kerberos_logging"),
-        "fix_550_5_7_64_src": [str(pki / f"{name}.pem") for name in INTERMEDIATES],
+        # KB 3212877 step 2: export the intermediates from a server that has them (ex02 holds the whole chain).
+        "fix_550_5_7_64_reference_host": "ex02",
         "fix_550_5_7_64_ca_file": str(pki / "public-root.pem"),
         "fix_550_5_7_64_eop_ca_file": str(pki / "public-root.pem"),
     }
@@ -182,41 +183,51 @@ class Demo:
 
     def symptoms(self) -> None:
         """What the articles' administrators see: queues held by an SMTP error, and EOP's answer to the relay."""
-        shown = 0
         for name, host in sorted(self.lab.status["hosts"].items()):
             if "exchange" not in host["roles"]:
                 continue
             exchange = self.lab.host(name).get("exchange", {})
+            held = 0
             for queue in exchange.get("queues", []):
                 replies = SMTP_REPLY.findall(queue.get("last_error") or "")
-                if queue["message_count"] and replies:
-                    code, status = replies[-1]
+                if queue["message_count"]:
+                    held += 1
+                    code, status = replies[-1] if replies else ("", "retrying")
                     self.out.say(
                         f"  {name:<5} queue to {queue['next_hop_domain']:<22} {queue['message_count']:>3} messages "
-                        f"held: {code} {status}"
+                        f"held: {code} {status}".rstrip()
                     )
-                    shown += 1
+            if not held:
+                self.out.say(f"  {name:<5} queues: every message delivered, none held")
             reply = last_eop_reply(exchange.get("send_protocol_log", []))
             if reply:
                 self.out.say(f"  {name:<5} relay to Exchange Online (EOP stand-in) answered: {reply}")
-                shown += 1
-        if not shown:
-            self.out.say("  no queue holds mail and no relay was answered yet")
 
-    def wait_for_queues(self, timeout: float = 60.0) -> float:
-        """The queues retry every few seconds in contoso; wait until nothing is held any more."""
+    def relay_marks(self) -> dict[str, t.Any]:
+        """Each Exchange server's last send protocol log line: a later one is a relay attempt made after now."""
+        marks = {}
+        for name, host in self.lab.status["hosts"].items():
+            if "exchange" in host["roles"]:
+                log = self.lab.host(name).get("exchange", {}).get("send_protocol_log", [])
+                marks[name] = (log[-1]["session"], log[-1]["sequence"]) if log else None
+        return marks
+
+    def wait_for_queues(self, marks: dict[str, t.Any], timeout: float = 60.0) -> float:
+        """Wait for the queues' next retry after the fixes: every server has relayed to EOP again since ``marks``
+        were taken, and no queue holds mail any more (or the timeout passed: then the symptoms show what is left)."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
+            now = self.relay_marks()
+            relayed = all(mark is None or mark != now[name] for name, mark in marks.items())
             held = [
                 queue
-                for name, host in self.lab.status["hosts"].items()
-                if "exchange" in host["roles"]
+                for name in marks
                 for queue in self.lab.host(name).get("exchange", {}).get("queues", [])
                 if queue["message_count"]
             ]
-            if not held:
+            if relayed and not held:
                 break
-            time.sleep(1)
+            time.sleep(0.5)
         return time.monotonic() - started
 
 
@@ -272,8 +283,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         fixed_550 = demo.playbook("playbooks/remediate_550_5_7_64.yml", check=False, report="3-remediate-550")
         demo.changes(fixed_550)
         out.say()
-        waited = demo.wait_for_queues()
-        out.say(f"5. The symptoms again, after the queues' next retry ({waited:.0f} s):")
+        waited = demo.wait_for_queues(demo.relay_marks())
+        out.say(f"5. The symptoms again, after the queues' next retry (every 2 s in the lab; waited {waited:.0f} s):")
         demo.symptoms()
         out.say()
         out.say("6. Audit again in check mode")
