@@ -288,7 +288,7 @@ def test_every_fleet_check_says_unknown_without_results_and_findings_joins_them(
 
 
 def test_the_forest_roots_external_time_source_is_not_a_clock_of_the_fleet() -> None:
-    root = w32time("dc01", **{"time": 1000.0, "dc02": 1.0})
+    root = w32time("dc01", time=1000.0, dc02=1.0)
     root["evidence"]["domain_controllers"] = [f"dc01.{DOMAIN}", f"dc02.{DOMAIN}"]
     result = clock_spread([root])
     assert (result["spread"], sorted(result["clocks"])) == (1.0, ["dc01", "dc02.contoso.example"])
