@@ -21,29 +21,20 @@ from ansible_collections.mailflow.remediation.plugins.plugin_utils._action_base 
     SUPPORTED_CONNECTIONS,
     domain_params,
 )
+from ansible_collections.mailflow.remediation.plugins.plugin_utils._checks import (
+    CHECKS,
+    DIAGNOSTICS,
+    ROLES,
+    checks_for,
+)
 from ansible_collections.mailflow.remediation.plugins.plugin_utils._host_script import (
     HostScriptError,
     HostUnreachable,
     run_host_scripts,
 )
 
-# The checks, in the articles' order, and the hosts each one is for by default.
-CHECKS: dict[str, tuple[str, ...]] = {
-    "w32time": ("exchange_server", "domain_controller"),
-    "ad_replication": ("domain_controller",),
-    "spn": ("exchange_server",),
-    "kerberos_ports": ("exchange_server", "domain_controller"),
-    "kerberos_logging": ("exchange_server",),
-    "receive_connector_auth": ("exchange_server",),
-    "intermediate_ca": ("exchange_server",),
-    "smtp_tls_chain": ("exchange_server",),
-    "mailflow_evidence": ("exchange_server", "domain_controller"),
-}
-# Reported, never drift: KB 979174 step 5 turns Kerberos logging on while troubleshooting only.
-DIAGNOSTICS = frozenset({"kerberos_logging"})
 # Checks made from the controller, which need no host script.
 CONTROLLER_CHECKS = frozenset({"smtp_tls_chain"})
-ROLES = ("auto", "exchange_server", "domain_controller")
 
 
 class _Recorded(Exception):
@@ -75,7 +66,7 @@ class ActionModule(ActionBase):
             params = self.validate_argument_spec(**self.ARGUMENTS)[1]
         except AnsibleActionFail as exc:
             raise AnsibleActionFail(str(exc.message).replace(f"({self._load_name})", f"({fqcn})")) from None
-        checks = params["checks"] or self._default_checks(params["role"], task_vars)
+        checks = params["checks"] or checks_for(params["role"], task_vars.get("group_names", []))
         unknown = sorted(set(params["options"]) - set(CHECKS))
         if unknown:
             raise AnsibleActionFail(f"options: no check named {', '.join(unknown)}; the checks are {', '.join(CHECKS)}")
@@ -197,13 +188,6 @@ class ActionModule(ActionBase):
             return {"failed": True, "msg": str(exc.message)}
 
     # --- the host ---------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _default_checks(role: str, task_vars: dict[str, t.Any]) -> list[str]:
-        if role == "auto":
-            in_dc_group = "domain_controllers" in task_vars.get("group_names", [])
-            role = "domain_controller" if in_dc_group else "exchange_server"
-        return [name for name, roles in CHECKS.items() if role in roles]
-
     @staticmethod
     def _summary(result: dict[str, t.Any], cells: dict[str, dict[str, t.Any]]) -> dict[str, t.Any]:
         drift = [name for name, cell in cells.items() if cell.get("changed")]

@@ -26,6 +26,11 @@ import typing as t
 from pathlib import Path
 from xml.etree import ElementTree
 
+from ansible_collections.mailflow.remediation.plugins.plugin_utils._checks import (
+    CHECKS,
+    DIAGNOSTICS,
+    checks_for,
+)
 from ansible_collections.mailflow.remediation.plugins.plugin_utils._fleet_checks import (
     MAX_CLOCK_SPREAD,
     fleet_checks,
@@ -34,20 +39,6 @@ from ansible_collections.mailflow.remediation.plugins.plugin_utils._fleet_checks
 FORMAT = "mailflow.remediation drift report"
 VERSION = 1
 STATUSES = ("ok", "drift", "fixed", "failed", "unreachable")
-# The checks in the articles' order, and the hosts each is for by default (as the audit module has them).
-CHECKS: dict[str, tuple[str, ...]] = {
-    "w32time": ("exchange_server", "domain_controller"),
-    "ad_replication": ("domain_controller",),
-    "spn": ("exchange_server",),
-    "kerberos_ports": ("exchange_server", "domain_controller"),
-    "kerberos_logging": ("exchange_server",),
-    "receive_connector_auth": ("exchange_server",),
-    "intermediate_ca": ("exchange_server",),
-    "smtp_tls_chain": ("exchange_server",),
-    "mailflow_evidence": ("exchange_server", "domain_controller"),
-}
-# Reported, never drift or fixed: KB 979174 step 5 turns Kerberos logging on while troubleshooting only.
-DIAGNOSTICS = frozenset({"kerberos_logging"})
 AUDIT = "audit"
 COLLECTION = "mailflow.remediation"
 ARTICLES = {
@@ -92,10 +83,8 @@ def expected_checks(args: t.Mapping[str, t.Any], groups: t.Iterable[str]) -> lis
     given = args.get("checks")
     if isinstance(given, list) and all(isinstance(name, str) for name in given):
         return [name for name in given if name in CHECKS]
-    role = args.get("role") if isinstance(args.get("role"), str) else "auto"
-    if role == "auto":
-        role = "domain_controller" if "domain_controllers" in set(groups) else "exchange_server"
-    return [name for name, roles in CHECKS.items() if role in roles]
+    role = args.get("role")
+    return checks_for(role if isinstance(role, str) else "auto", set(groups))
 
 
 def cell(host: str, check: str, result: t.Mapping[str, t.Any], *, check_mode: bool, task: str = "") -> dict[str, t.Any]:

@@ -25,6 +25,20 @@ from tests.unit.lab.conftest import fleet_document
 REAL_INVENTORY = os.environ.get("MAILFLOW_INTEGRATION_INVENTORY")
 requires_lab = pytest.mark.skipif(REAL_INVENTORY is not None, reason="needs the lab's journal, counters or faults")
 
+# The checks the audit runs by default on an Exchange server and on a domain controller, as a user reads them in
+# the audit module's documentation: what the audit and the drift report must show for each host.
+EXCHANGE_CHECKS = [
+    "w32time",
+    "spn",
+    "kerberos_ports",
+    "kerberos_logging",
+    "receive_connector_auth",
+    "intermediate_ca",
+    "smtp_tls_chain",
+    "mailflow_evidence",
+]
+DC_CHECKS = ["w32time", "ad_replication", "kerberos_ports", "mailflow_evidence"]
+
 
 def real_transcript_dir() -> Path | None:
     """Where a run against real hosts records its transcripts; None against the lab, whose runs prove nothing."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import PlaybookRunner, requires_lab, running_lab
+from tests.integration.conftest import DC_CHECKS, EXCHANGE_CHECKS, PlaybookRunner, requires_lab, running_lab
 from tests.lab.control import LabClient
 
 pytestmark = [pytest.mark.integration, requires_lab]
@@ -25,19 +25,6 @@ def options(fleet: str) -> dict[str, dict[str, t.Any]]:
         "intermediate_ca": {"src": [f"{{{{ lab_pki_dir }}}}/{name}.pem" for name in INTERMEDIATES[fleet]]},
         "smtp_tls_chain": {"ca_file": "{{ lab_pki_dir }}/public-root.pem"},
     }
-
-
-EXCHANGE_CHECKS = [
-    "w32time",
-    "spn",
-    "kerberos_ports",
-    "kerberos_logging",
-    "receive_connector_auth",
-    "intermediate_ca",
-    "smtp_tls_chain",
-    "mailflow_evidence",
-]
-DC_CHECKS = ["w32time", "ad_replication", "kerberos_ports", "mailflow_evidence"]
 
 
 def audit_and_modules(

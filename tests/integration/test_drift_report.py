@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from tests.integration.conftest import requires_lab, running_lab
+from tests.integration.conftest import DC_CHECKS, EXCHANGE_CHECKS, requires_lab, running_lab
 from tests.lab.control import LabClient
 from tests.playbook import REPO_ROOT, PlaybookRun, run_playbook
 from tests.png import colours, size
@@ -25,17 +25,6 @@ from tests.png import colours, size
 pytestmark = [pytest.mark.integration, requires_lab]
 
 DRIFT_REPORT = "mailflow.remediation.drift_report"
-EXCHANGE_CHECKS = [
-    "w32time",
-    "spn",
-    "kerberos_ports",
-    "kerberos_logging",
-    "receive_connector_auth",
-    "intermediate_ca",
-    "smtp_tls_chain",
-    "mailflow_evidence",
-]
-DC_CHECKS = ["w32time", "ad_replication", "kerberos_ports", "mailflow_evidence"]
 # The intermediates each lab fleet's PKI has: what an administrator gives intermediate_ca.
 INTERMEDIATES = {"contoso": ["public-tls", "public-policy"], "clean": ["public-tls"]}
 # contoso's plants (tests/lab/fleets/contoso.yml), as the audit must show them: drift where a module fixes it,
