@@ -71,6 +71,7 @@ def audit_vars(lab: LabClient, fleet: str, **more: t.Any) -> dict[str, t.Any]:
 
 def run_audit(lab: LabClient, tmp_path: Path, fleet: str, **more: t.Any) -> tuple[PlaybookRun, Path]:
     """playbooks/audit.yml --check with the report callback; returns the run and the report's directory."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     variables = tmp_path / "audit-vars.yml"
     variables.write_text(yaml.safe_dump(audit_vars(lab, fleet, **more)), encoding="utf-8")
     inventory = lab.write_inventory(tmp_path / "inventory.yml")
@@ -246,6 +247,24 @@ def test_clean_reports_zero_changed_zero_failed_and_the_gate_passes(tmp_path: Pa
         "failing_partners": "ok",
     }
     assert (junit.get("failures"), junit.get("errors")) == ("0", "0")
+
+
+def test_mailflow_domain_server_sends_every_hosts_directory_reads_to_that_dc(tmp_path: Path) -> None:
+    # clean has a DC per site; each Exchange server reads the directory from its own site's DC unless told otherwise.
+    def dcs_read(run: PlaybookRun) -> dict[str, str]:
+        return {
+            host: run.task("Audit every check of an Exchange server in one round trip", host)["result"]["checks"][
+                "spn"
+            ]["dc"]
+            for host in ("ex01", "ex02")
+        }
+
+    with running_lab("clean", tmp_path / "lab") as lab:
+        own, _directory = run_audit(lab, tmp_path / "own", "clean")
+        chosen, _directory = run_audit(lab, tmp_path / "chosen", "clean", mailflow_domain_server="dc02.contoso.example")
+    assert (own.rc, chosen.rc) == (0, 0), own.stdout + chosen.stdout
+    assert dcs_read(own) == {"ex01": "dc01.contoso.example", "ex02": "dc02.contoso.example"}
+    assert dcs_read(chosen) == {"ex01": "dc02.contoso.example", "ex02": "dc02.contoso.example"}
 
 
 def test_a_host_made_unreachable_mid_audit_shows_in_all_three_formats(tmp_path: Path) -> None:
