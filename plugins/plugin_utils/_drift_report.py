@@ -178,8 +178,10 @@ class Report:
         if name != AUDIT:
             self.add(cell(host, name, result, check_mode=check_mode, task=task))
             return True
-        checks = result.get("checks") if isinstance(result.get("checks"), t.Mapping) else {}
-        for check, entry in (checks or {}).items():
+        checks = result.get("checks")
+        if not isinstance(checks, t.Mapping):
+            checks = {}
+        for check, entry in checks.items():
             if isinstance(entry, t.Mapping):
                 # The audit never writes: each entry is its module's check-mode verdict.
                 self.add(cell(host, check, entry, check_mode=True, task=task))
@@ -187,7 +189,8 @@ class Report:
             # The audit could not read the host at all: every check it would have run says so.
             msg = str(result.get("msg") or ("unreachable" if result.get("unreachable") else "failed"))
             for check in expected_checks(args or {}, groups):
-                if (host, check) in self.cells:
+                # Only the checks this audit read keep their verdict; an earlier task's cell must not pass for it.
+                if check in checks:
                     continue
                 if result.get("unreachable"):
                     self.add(unreachable_cell(host, check, msg, task=task))

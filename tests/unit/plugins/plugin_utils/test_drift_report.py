@@ -170,6 +170,18 @@ def test_a_remediation_run_is_fixed_and_stays_fixed_when_a_later_task_finds_noth
     assert report.document()["cells"][0]["status"] == "failed"
 
 
+def test_an_audit_that_fails_after_a_fix_shows_failed_not_the_fix() -> None:
+    # audit, remediate, audit again: the second audit could not read the host, so nothing is known to be fixed.
+    report = Report()
+    report.add_result("ex01", AUDIT, audit(spn=result(changed=True, changes=["add SMTP/ex01"])), check_mode=True)
+    report.add_result("ex01", "mailflow.remediation.spn", result(changed=True), check_mode=False, task="fix")
+    report.add_result(
+        "ex01", AUDIT, {"failed": True, "msg": "access denied"}, check_mode=True, groups=["exchange_servers"]
+    )
+    assert report.cells[("ex01", "spn")]["status"] == "failed"
+    assert report.cells[("ex01", "w32time")]["status"] == "failed"
+
+
 def test_junit_has_a_case_per_host_and_check_and_a_fleet_suite() -> None:
     document = contoso_like().document()
     root = ElementTree.fromstring(render_junit(document))  # noqa: S314 - the report this test just wrote
