@@ -98,6 +98,7 @@ from ansible.plugins.callback import CallbackBase
 from ansible_collections.mailflow.remediation.plugins.plugin_utils._drift_report import (
     Report,
     ReportError,
+    check_name,
     load,
     merge,
     write,
@@ -134,21 +135,34 @@ class CallbackModule(CallbackBase):
         if name:
             self.report.playbooks.append(name.rsplit("/", 1)[-1])
 
-    def _take(self, result: t.Any) -> None:
+    @staticmethod
+    def _action(result: t.Any) -> str | None:
+        """The task's action, or None when it is not one of the collection's checks (most tasks of a play)."""
         task = result._task
+        action = getattr(task, "resolved_action", None) or task.action
+        return action if check_name(action) is not None else None
+
+    @staticmethod
+    def _where(result: t.Any) -> dict[str, t.Any]:
+        """The task's name and arguments and the host's groups, which say what an audit covers on that host."""
+        task = result._task
+        return {
+            "task": task.get_name(),
+            "args": task.args,
+            "groups": [group.get_name() for group in result._host.get_groups()],
+        }
+
+    def _take(self, result: t.Any) -> None:
+        action = self._action(result)
+        if action is None:
+            return
         fields = getattr(result, "_task_fields", None) or {}
         # The task's check mode as it ran (the play's, the task's or --check), from the executed task's fields.
         check_mode = fields.get("check_mode")
         if not isinstance(check_mode, bool):
-            check_mode = bool(getattr(task, "check_mode", False))
+            check_mode = bool(getattr(result._task, "check_mode", False))
         self.report.add_result(
-            result._host.get_name(),
-            getattr(task, "resolved_action", None) or task.action,
-            result._result,
-            check_mode=check_mode,
-            task=task.get_name(),
-            args=task.args,
-            groups=[group.get_name() for group in result._host.get_groups()],
+            result._host.get_name(), action, result._result, check_mode=check_mode, **self._where(result)
         )
 
     def v2_runner_on_ok(self, result: t.Any) -> None:
@@ -158,19 +172,16 @@ class CallbackModule(CallbackBase):
         self._take(result)
 
     def v2_runner_on_unreachable(self, result: t.Any) -> None:
-        task = result._task
         if isinstance(result._result.get("checks"), dict) and result._result["checks"]:
             # The audit read part of the host before it went away: its checks keep their verdicts, and the others
             # are unreachable.
             self._take(result)
             return
+        action = self._action(result)
+        if action is None:
+            return
         self.report.add_unreachable(
-            result._host.get_name(),
-            getattr(task, "resolved_action", None) or task.action,
-            str(result._result.get("msg") or "unreachable"),
-            task=task.get_name(),
-            args=task.args,
-            groups=[group.get_name() for group in result._host.get_groups()],
+            result._host.get_name(), action, str(result._result.get("msg") or "unreachable"), **self._where(result)
         )
 
     # --- the report ---------------------------------------------------------------------------------------------

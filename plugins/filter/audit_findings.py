@@ -14,6 +14,7 @@ from ansible_collections.mailflow.remediation.plugins.plugin_utils._drift_report
     Report,
     gate_findings,
 )
+from ansible_collections.mailflow.remediation.plugins.plugin_utils._fleet_checks import MAX_CLOCK_SPREAD
 
 
 def audit_findings(
@@ -21,7 +22,7 @@ def audit_findings(
     hosts: t.Sequence[str],
     register: str = "mailflow_audit",
     unfixable: bool = True,
-    max_clock_spread: float = 300,
+    max_clock_spread: float = MAX_CLOCK_SPREAD,
 ) -> list[str]:
     if isinstance(hosts, str) or not isinstance(hosts, t.Sequence):
         raise AnsibleFilterError("audit_findings: hosts must be a list of inventory host names")

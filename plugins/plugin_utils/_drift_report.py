@@ -262,7 +262,9 @@ def merge(documents: t.Sequence[t.Mapping[str, t.Any]], report: Report | None = 
     current run's, when there is one) comes last."""
     merged = Report(
         title=str(documents[0].get("title")) if documents and report is None else (report or Report()).title,
-        max_clock_spread=report.max_clock_spread if report else float(documents[0].get("max_clock_spread", 300)),
+        max_clock_spread=report.max_clock_spread
+        if report
+        else float(documents[0].get("max_clock_spread", MAX_CLOCK_SPREAD)),
     )
     for document in documents:
         merged.playbooks += [item for item in document.get("playbooks", []) if item not in merged.playbooks]

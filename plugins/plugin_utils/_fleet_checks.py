@@ -43,11 +43,6 @@ def fleet_checks(cells: t.Iterable[Cell], *, max_clock_spread: float = MAX_CLOCK
     }
 
 
-def findings(checks: t.Mapping[str, t.Mapping[str, t.Any]]) -> list[str]:
-    """The findings of every fleet-level check, as one list."""
-    return [item for check in checks.values() for item in check["findings"]]
-
-
 class Names:
     """Names hosts the way the report does: a peer an Exchange server names by FQDN is the inventory host of that
     name, or the one whose first label it is (inventories name hosts either way); anything else keeps its name."""

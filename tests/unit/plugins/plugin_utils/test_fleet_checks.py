@@ -11,7 +11,6 @@ from ansible_collections.mailflow.remediation.plugins.plugin_utils._fleet_checks
     clock_spread,
     duplicate_spns,
     failing_partners,
-    findings,
     fleet_checks,
 )
 
@@ -272,16 +271,20 @@ def test_a_stale_link_is_failing_and_an_unaudited_partner_is_named() -> None:
     assert (result["status"], result["partners_not_audited"]) == ("drift", ["dc02"])
 
 
-def test_every_fleet_check_says_unknown_without_results_and_findings_joins_them() -> None:
+def all_findings(checks: dict[str, t.Any]) -> list[str]:
+    return [item for check in checks.values() for item in check["findings"]]
+
+
+def test_every_fleet_check_says_unknown_without_results_and_names_what_it_finds() -> None:
     checks = fleet_checks([])
     assert {name: check["status"] for name, check in checks.items()} == {
         "clock_spread": "unknown",
         "duplicate_spns": "unknown",
         "failing_partners": "unknown",
     }
-    assert findings(checks) == []
+    assert all_findings(checks) == []
     cells = [w32time("ex01", dc01=400.0), spn("ex01", "dc01", {"SMTPSVC/ex01": ["EX01$", "svc"]})]
-    assert [item.split(" ", 2)[:2] for item in findings(fleet_checks(cells))] == [
+    assert [item.split(" ", 2)[:2] for item in all_findings(fleet_checks(cells))] == [
         ["the", "clocks"],
         ["SMTPSVC/ex01", "is"],
     ]
