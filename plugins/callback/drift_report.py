@@ -152,6 +152,13 @@ class CallbackModule(CallbackBase):
             "groups": [group.get_name() for group in result._host.get_groups()],
         }
 
+    @staticmethod
+    def _host_name(result: t.Any) -> str:
+        """The host the task ran on: the one it was delegated to, if any (delegate_to reports under the play's
+        host, but what it read is the other host's state). The task a callback gets has delegate_to templated."""
+        delegated = getattr(result._task, "delegate_to", None)
+        return delegated if isinstance(delegated, str) and delegated else str(result._host.get_name())
+
     def _take(self, result: t.Any) -> None:
         action = self._action(result)
         if action is None:
@@ -162,7 +169,7 @@ class CallbackModule(CallbackBase):
         if not isinstance(check_mode, bool):
             check_mode = bool(getattr(result._task, "check_mode", False))
         self.report.add_result(
-            result._host.get_name(), action, result._result, check_mode=check_mode, **self._where(result)
+            self._host_name(result), action, result._result, check_mode=check_mode, **self._where(result)
         )
 
     def v2_runner_on_ok(self, result: t.Any) -> None:
@@ -181,7 +188,7 @@ class CallbackModule(CallbackBase):
         if action is None:
             return
         self.report.add_unreachable(
-            result._host.get_name(), action, str(result._result.get("msg") or "unreachable"), **self._where(result)
+            self._host_name(result), action, str(result._result.get("msg") or "unreachable"), **self._where(result)
         )
 
     # --- the report ---------------------------------------------------------------------------------------------

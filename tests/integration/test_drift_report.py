@@ -267,6 +267,40 @@ def test_mailflow_domain_server_sends_every_hosts_directory_reads_to_that_dc(tmp
     assert dcs_read(chosen) == {"ex01": "dc02.contoso.example", "ex02": "dc02.contoso.example"}
 
 
+def test_a_delegated_read_is_filed_under_the_host_it_read(tmp_path: Path) -> None:
+    # As fix_550_5_7_64 exports from its reference server: run_once, delegate_to a templated host name.
+    playbook = tmp_path / "delegated.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Read a reference server",
+                    "hosts": "exchange_servers",
+                    "gather_facts": False,
+                    "vars": {"reference": "ex02"},
+                    "tasks": [
+                        {
+                            "name": "Kerberos logging on the reference server",
+                            "mailflow.remediation.kerberos_logging": {},
+                            "check_mode": True,
+                            "delegate_to": "{{ reference }}",
+                            "run_once": True,
+                        }
+                    ],
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
+    with running_lab("clean", tmp_path / "lab") as lab:
+        inventory = lab.write_inventory(tmp_path / "inventory.yml")
+        environment = {**os.environ, "MAILFLOW_REPORT_DIR": str(tmp_path / "report")}
+        run = run_playbook(playbook, inventory, tmp_path, env=environment, callbacks=[DRIFT_REPORT])
+    assert run.rc == 0, run.stdout + run.stderr
+    document = json.loads((tmp_path / "report" / "mailflow-drift.json").read_text(encoding="utf-8"))
+    assert [(item["host"], item["check"]) for item in document["cells"]] == [("ex02", "kerberos_logging")]
+
+
 def test_a_host_made_unreachable_mid_audit_shows_in_all_three_formats(tmp_path: Path) -> None:
     with running_lab("clean", tmp_path / "lab") as lab:
         # ex01 answers slowly, so the Exchange play lasts a few seconds; once ex02 has been audited, dc02 stops

@@ -46,6 +46,7 @@ class RanTask:
     def __init__(self, action: str) -> None:
         self.action = self.resolved_action = action
         self.args: dict[str, t.Any] = {}
+        self.delegate_to: str | None = None
 
     def get_name(self) -> str:
         return f"run {self.action}"
@@ -96,6 +97,20 @@ def test_a_remediation_run_is_fixed_and_other_tasks_are_left_out(callback: Callb
         f"mailflow drift report: {tmp_path / 'report' / 'mailflow-drift.xml'}",
     ]
     assert not (tmp_path / "report" / "mailflow-drift.html").exists()
+
+
+def test_a_delegated_task_is_the_state_of_the_host_it_was_delegated_to(
+    callback: CallbackModule, tmp_path: Path
+) -> None:
+    # fix_550_5_7_64 reads the reference server (ex02) with run_once and delegate_to from the play's first host.
+    exported = Result("ex01", "mailflow.remediation.intermediate_ca", {"changed": False}, check_mode=True)
+    exported._task.delegate_to = "ex02"
+    callback.v2_runner_on_ok(exported)
+    callback.v2_playbook_on_stats(None)
+    document = json.loads((tmp_path / "report" / "mailflow-drift.json").read_text(encoding="utf-8"))
+    assert [(item["host"], item["check"], item["status"]) for item in document["cells"]] == [
+        ("ex02", "intermediate_ca", "ok")
+    ]
 
 
 def test_a_report_that_cannot_be_written_is_a_warning(callback: CallbackModule, tmp_path: Path) -> None:
