@@ -142,8 +142,9 @@ def combined(earlier: dict[str, t.Any], later: dict[str, t.Any]) -> dict[str, t.
 
 
 def check_order(checks: t.Iterable[str]) -> list[str]:
-    known = [name for name in CHECKS if name in set(checks)]
-    return known + sorted(set(checks) - set(CHECKS))
+    """The checks in the articles' order; any the collection does not know (a newer report's) after them."""
+    present = set(checks)
+    return [name for name in CHECKS if name in present] + sorted(present - set(CHECKS))
 
 
 class Report:
