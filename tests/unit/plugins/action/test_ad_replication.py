@@ -121,10 +121,15 @@ def test_a_neighbour_without_recent_success_is_stale(age: int, max_age: int, cha
         assert {n["status"] for n in result["neighbors"]} == {"ok"}
 
 
-def test_a_partner_that_still_fails_fails_the_task_with_its_error_code() -> None:
+def dc01_link_failing_for_good() -> Fleet:
+    """contoso with dc03's link from dc01 still failing after any sync (dc02's recovers)."""
     document = fleet_document("contoso")
     host_entry(document, "dc03")["replication_partners"][0]["persistent"] = True
-    fleet = fleet_from_document("persistent", document)
+    return fleet_from_document("persistent", document)
+
+
+def test_a_partner_that_still_fails_fails_the_task_with_its_error_code() -> None:
+    fleet = dc01_link_failing_for_good()
     with pytest.raises(AnsibleActionFail) as raised:
         run(on(fleet, "dc03"), {})
     message = raised.value.message
@@ -137,6 +142,21 @@ def test_a_partner_that_still_fails_fails_the_task_with_its_error_code() -> None
     )
     assert "dc02.contoso.example: error" not in message  # the other partner recovered
     assert links(fleet, "dc03")["dc02"] == (0, 0)
+
+
+def test_the_failed_result_carries_what_the_sync_reported_and_each_neighbour_after_it() -> None:
+    with pytest.raises(AnsibleActionFail) as raised:
+        run(on(dc01_link_failing_for_good(), "dc03"), {})
+    # What an administrator reads in the failed task's result (and a playbook can register), beyond its message.
+    result = raised.value.result
+    assert result["failed"] is True
+    assert [(e["target"], e["source"], e["partition"], e["code"]) for e in result["sync_errors"]] == [
+        ("dc03.contoso.example", "dc01.contoso.example", partition, 1722) for partition in PARTITIONS
+    ]
+    assert sorted((n["source"], n["partition"], n["status"]) for n in result["neighbors"]) == sorted(
+        [("dc01.contoso.example", partition, "failing") for partition in PARTITIONS]
+        + [("dc02.contoso.example", partition, "ok") for partition in PARTITIONS]
+    )
 
 
 def test_a_sync_the_account_may_not_request_fails_and_replicates_nothing() -> None:

@@ -125,6 +125,21 @@ def test_a_check_that_fails_on_the_host_fails_only_its_own_entry() -> None:
     assert result["msg"].startswith("checks that could not run: w32time: mailflow.remediation.w32time could not ")
 
 
+def test_a_controller_check_that_fails_fails_only_its_own_entry_and_says_why() -> None:
+    # smtp_tls_chain runs on the controller: a CA file it cannot read fails it there, before any connection.
+    options = {**OPTIONS, "smtp_tls_chain": {"ca_file": "/nonexistent/roots.pem"}}
+    result, host = audit(load_fleet("contoso"), "ex01", options=options)
+    why = "ca_file: cannot read /nonexistent/roots.pem on the controller (No such file or directory)"
+    assert result["checks"]["smtp_tls_chain"] == {"failed": True, "msg": why}
+    assert (result["failed"], result["failed_checks"]) == (True, ["smtp_tls_chain"])
+    assert result["msg"] == f"checks that could not run: smtp_tls_chain: {why}"
+    # The host's checks still ran, in their one round trip, and each has its verdict.
+    assert len(host.command_lines) == 1
+    others = {name: cell for name, cell in result["checks"].items() if name != "smtp_tls_chain"}
+    assert others and all("found" in cell and not cell.get("failed") for cell in others.values())
+    assert result["drift"] == ["receive_connector_auth"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
