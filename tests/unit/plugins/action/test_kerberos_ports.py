@@ -113,6 +113,28 @@ def test_a_port_that_no_rule_opens_gets_the_collections_own_rule_once() -> None:
     assert ports(fleet, "dc01")[0]["changed"] is False
 
 
+def test_check_mode_shows_the_rule_it_would_add_as_a_real_run_leaves_it() -> None:
+    fleet = fleet_of("clean", change=without_udp_kdc_rule)
+    firewall = fleet.hosts["dc01"].firewall
+    assert firewall is not None
+    predicted = ports(fleet, "dc01", check_mode=True)[0]
+    assert firewall.rule("mailflow.remediation-Kerberos-UDP-88-In") is None  # check mode wrote nothing
+    added = [rule for rule in predicted["firewall"]["rules"] if rule["name"].startswith("mailflow.remediation-")]
+    # What an administrator finds in Windows Defender Firewall, by its display name, before letting it be added.
+    assert added == [
+        {
+            "name": "mailflow.remediation-Kerberos-UDP-88-In",
+            "display_name": "Kerberos (UDP 88 in), added by mailflow.remediation",
+            "protocol": "UDP",
+            "local_ports": ["88"],
+            "enabled": True,
+            "action": "Allow",
+            "source": "Local",
+        }
+    ]
+    assert ports(fleet, "dc01")[0]["firewall"] == predicted["firewall"]
+
+
 def test_a_block_rule_is_reported_not_overridden() -> None:
     def block(document: dict[str, t.Any]) -> None:
         host_entry(document, "dc01")["firewall"] = {
@@ -163,6 +185,18 @@ def test_a_dc_whose_kdc_is_stopped_refuses_and_a_name_that_does_not_resolve_is_s
         "ex01 -> dc09 TCP/464: the name dc09.contoso.example does not resolve in DNS",
         "ex01 -> dc09 UDP/88: the name dc09.contoso.example does not resolve in DNS",
     ]
+
+
+def test_what_was_found_says_each_port_of_a_stopped_kdc_refused() -> None:
+    fleet = fleet_of("clean")
+    fleet.hosts["dc02"].stop_service("Kdc")
+    result = ports(fleet, "ex01", {"domain_controllers": ["dc02", "dc09.contoso.example"]}, check_mode=True)[0]
+    expected = (
+        "ex01 -> dc02: TCP/88 refused, TCP/464 refused, UDP/88 refused\n"
+        "ex01 -> dc09.contoso.example: TCP/88 name not resolved, TCP/464 name not resolved, UDP/88 name not resolved"
+    )
+    assert result["found"] == expected
+    assert result["diff"]["before"] == result["diff"]["after"] == f"{expected}\n"
 
 
 def test_given_dcs_need_no_directory_and_an_unreadable_dc_firewall_says_what_to_do() -> None:

@@ -79,6 +79,25 @@ def test_samples_carry_the_event_data_fields_never_the_message() -> None:
     assert line["data"].startswith("550 5.7.64 TenantAttribution") and line["connector"] == "Outbound to Office 365"
 
 
+def test_what_was_found_counts_the_refused_relays_in_the_send_protocol_log() -> None:
+    fleet = fleet_of("contoso")
+    with MailLab(fleet, retry_interval=0):
+        pass  # ex01's and ex03's relays to Exchange Online are refused with 550 5.7.64; ex02 relays none
+    found = {}
+    for name in ("ex01", "ex02"):
+        result = run(ActionModule, fleet, name, CREDENTIALS, fqcn=FQCN)[0]
+        assert result["diff"]["before"] == result["diff"]["after"] == f"{result['found']}\n"
+        found[name] = result["found"].splitlines()
+    # The first line names the time window, which moves with the clock; the Exchange lines follow it.
+    assert found["ex01"][0].startswith("EX01 since ")
+    assert found["ex01"][1:4] == [
+        "  queues with 454 4.7.0: 2 (14 messages); EX01\\3 to ex02.contoso.example; EX01\\4 to ex03.contoso.example",
+        "  queues with 5.7.64: 1; EX01\\5 to contoso-example.mail.protection.outlook.com",
+        "  send protocol log lines with 5.7.64: 1",
+    ]
+    assert found["ex02"][3] == "  send protocol log lines with 5.7.64: 0"
+
+
 def fix_what_other_modules_fix(fleet: Fleet) -> None:
     """KB 979174 steps 1-3 (issue 7's modules, not built yet) and KB 3212877 (issue 8's) through the lab model,
     as tests/unit/lab/test_fleets.py's fix_contoso does them."""
