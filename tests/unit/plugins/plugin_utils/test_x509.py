@@ -192,7 +192,9 @@ def test_forked_workers_validate_a_bundle_once_and_read_the_verdict(pki: Pki, tm
     path = tmp_path / "chain.pem"
     path.write_bytes(pki.pem(pki.second, pki.intermediate))
     cache = tmp_path / "ansible-local-1234"
-    context = multiprocessing.get_context("fork")  # as ansible-playbook's workers are made
+    # Forked, as ansible-playbook's workers are, but from forkserver's single-threaded process: a fork of pytest
+    # itself copies whatever lock another thread holds at that moment, and a worker can then wait on it for ever.
+    context = multiprocessing.get_context("forkserver")
     with context.Pool(8) as pool:
         verdicts = pool.map(_validate_in_worker, [(str(path), str(cache), str(index)) for index in range(24)])
     assert verdicts.count(bundles.THIS_TASK) == 1
