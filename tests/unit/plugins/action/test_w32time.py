@@ -154,6 +154,21 @@ def test_given_dcs_need_no_directory_and_so_no_second_hop() -> None:
     assert result["time_source"] == "dc01.contoso.example"
 
 
+@pytest.mark.parametrize("pdc_emulator", ["dc01", "DC01"])
+def test_a_pdc_emulator_given_by_its_short_name_in_any_case_is_the_host_it_names(pdc_emulator: str) -> None:
+    fleet = load_fleet("contoso")
+    args = {"pdc_emulator": pdc_emulator, "domain_controllers": ["dc03"]}
+    # On dc01 itself: it is the forest-root PDC emulator, and so on the domain hierarchy it is drift.
+    on_the_pdc = run(on(fleet, "dc01"), args, check_mode=True)
+    assert (on_the_pdc["role"], on_the_pdc["unfixable"]) == ("forest-root PDC emulator", [FOREST_ROOT])
+    # On a member: the PDC emulator is another host, whose clock this one's is judged against.
+    on_a_member = run(on(fleet, "ex03"), args, check_mode=True)
+    assert (on_a_member["role"], on_a_member["time_source"], on_a_member["offset"]) == ("member", pdc_emulator, 420.0)
+    assert on_a_member["changes"][-1] == (
+        f"resync the clock of ex03.contoso.example: it is 420.0 s ahead of {pdc_emulator} (PDC emulator)"
+    )
+
+
 def test_without_credentials_a_member_fails_with_the_second_hop_and_writes_nothing() -> None:
     fleet = load_fleet("contoso")
     emulated = on(fleet, "ex03")
