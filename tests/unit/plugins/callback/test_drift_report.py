@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import typing as t
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -143,3 +144,56 @@ def test_a_report_to_merge_that_is_not_one_is_a_warning(tmp_path: Path, monkeypa
         "drift report (JSON)"
     ]
     assert (tmp_path / "report" / "mailflow-drift.json").is_file()
+
+
+def written(callback: CallbackModule, tmp_path: Path) -> dict[str, t.Any]:
+    """The JSON report the callback writes when the run ends."""
+    callback.v2_playbook_on_stats(None)
+    return t.cast(dict, json.loads((tmp_path / "report" / "mailflow-drift.json").read_text(encoding="utf-8")))
+
+
+def test_a_change_found_by_a_task_run_in_check_mode_is_drift_not_a_fix(
+    callback: CallbackModule, tmp_path: Path
+) -> None:
+    # The executed task's fields say check mode (--check, or the play's); the task object itself does not.
+    changed = {"changed": True, "changes": ["add ExchangeServer"], "article": "KB 979174", "step": "6"}
+    callback.v2_runner_on_ok(Result("ex01", "mailflow.remediation.receive_connector_auth", changed, check_mode=True))
+    document = written(callback, tmp_path)
+    assert [(item["host"], item["check"], item["status"]) for item in document["cells"]] == [
+        ("ex01", "receive_connector_auth", "drift")
+    ]
+    assert document["gate"] == ["ex01 receive_connector_auth: drift: add ExchangeServer"]
+
+
+def test_a_check_that_failed_is_a_failed_cell_with_its_message(callback: CallbackModule, tmp_path: Path) -> None:
+    failed = {"failed": True, "msg": "access denied", "article": "KB 979174", "step": "3"}
+    callback.v2_runner_on_failed(Result("ex01", "mailflow.remediation.spn", failed, check_mode=True))
+    callback.v2_runner_on_ok(Result("ex02", "mailflow.remediation.spn", {"changed": False}, check_mode=True))
+    document = written(callback, tmp_path)
+    assert [(item["host"], item["check"], item["status"], item["msg"]) for item in document["cells"]] == [
+        ("ex01", "spn", "failed", "access denied"),
+        ("ex02", "spn", "ok", ""),
+    ]
+    assert document["gate"] == ["ex01 spn: could not run: access denied"]
+
+
+def test_an_unreachable_hosts_cell_carries_the_connections_message(callback: CallbackModule, tmp_path: Path) -> None:
+    lost = {"unreachable": True, "msg": "connect to ex02 port 5986: connection refused"}
+    callback.v2_runner_on_unreachable(Result("ex02", "mailflow.remediation.spn", lost, check_mode=True))
+    document = written(callback, tmp_path)
+    assert [(item["host"], item["check"], item["status"], item["msg"]) for item in document["cells"]] == [
+        ("ex02", "spn", "unreachable", "connect to ex02 port 5986: connection refused")
+    ]
+    assert document["gate"] == [
+        "ex02: unreachable, its checks did not run: connect to ex02 port 5986: connection refused"
+    ]
+
+
+def test_the_report_names_the_playbooks_run_by_file_and_only_those_with_a_file(
+    callback: CallbackModule, tmp_path: Path
+) -> None:
+    callback.v2_playbook_on_start(object())
+    callback.v2_playbook_on_start(SimpleNamespace(_file_name=None))
+    callback.v2_playbook_on_start(SimpleNamespace(_file_name="playbooks/audit.yml"))
+    callback.v2_runner_on_ok(Result("ex01", "mailflow.remediation.spn", {"changed": False}, check_mode=True))
+    assert written(callback, tmp_path)["playbooks"] == ["audit.yml"]
