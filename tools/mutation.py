@@ -34,10 +34,12 @@ How a mutant is run: the tracked and untracked, not ignored, files of the checko
 directory per worker, with the ``.collections`` link that `make setup` made, so imports resolve exactly as in the
 checkout; the working tree itself is never written. A worker writes the mutated file into its copy, runs the unit
 tests that exercise that file (``TEST_SELECTION``; fastest modules first, so that most mutants die in seconds) with
-``pytest -x``, and puts the original back. A mutant is *killed* when the tests fail, *survived* when they pass,
-*timeout* when they run past the limit (a mutant that hangs the tests is caught too). Score = (killed + timeout) /
-mutants. Before any mutant, each selection of tests must pass on the unmutated copy; otherwise there is nothing to
-measure and the exit code is 2. Nothing is cached between runs.
+``pytest -x``, and puts the original back. A mutant is *killed* when the tests fail (pytest names a failed test or a
+module it could not collect), *survived* when they pass, *timeout* when they run past the limit (a mutant that hangs
+the tests is caught too). Score = (killed + timeout) / mutants. Before any mutant, each selection of tests must pass
+on the unmutated copy; otherwise there is nothing to measure and the exit code is 2. When pytest ends without
+passing and without naming a failure (a virtual environment rebuilt under the run, a missing interpreter), the run
+stops with exit code 2 rather than count every further mutant as killed. Nothing is cached between runs.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ REPORT = Path("build/mutation/report.txt")
 DOCUMENTATION_NAMES = frozenset({"DOCUMENTATION", "EXAMPLES", "RETURN", "__all__"})
 
 KILLED, SURVIVED, TIMEOUT = "killed", "survived", "timeout"
+# What pytest prints when a test failed or a module could not be collected (with -rfE): the only proof that a
+# mutant was killed by the tests rather than by a broken environment.
+PYTEST_FAILED = re.compile(r"^(?:FAILED|ERROR) \S", re.MULTILINE)
 
 
 # --- mutants ---------------------------------------------------------------------------------------------------------
@@ -595,8 +600,13 @@ class TestRun:
         return "timeout" if self.returncode is None else f"exit {self.returncode}"
 
 
+class TestsDidNotRun(Exception):
+    """pytest ended without passing and without naming a failed test: the interpreter, the virtual environment or
+    the sandbox is broken, and every further mutant would be counted as killed by that."""
+
+
 def run_tests(sandbox: Path, modules: t.Sequence[str], timeout: float, extra: t.Sequence[str] = ()) -> TestRun:
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *extra, *modules]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider", *extra, *modules]
     started = time.monotonic()
     # A session of its own, so that a timeout ends the tests' own children (the lab, ansible-playbook) too.
     with subprocess.Popen(
@@ -614,8 +624,11 @@ def run_tests(sandbox: Path, modules: t.Sequence[str], timeout: float, extra: t.
             os.killpg(process.pid, signal.SIGKILL)
             output = process.communicate()[0]
             return TestRun(TIMEOUT, time.monotonic() - started, output.decode("utf-8", "replace"), None)
+    text = output.decode("utf-8", "replace")
+    if process.returncode != 0 and not PYTEST_FAILED.search(text):
+        raise TestsDidNotRun(f"the tests did not run (exit {process.returncode}):\n{text[-2000:]}")
     status = SURVIVED if process.returncode == 0 else KILLED
-    return TestRun(status, time.monotonic() - started, output.decode("utf-8", "replace"), process.returncode)
+    return TestRun(status, time.monotonic() - started, text, process.returncode)
 
 
 # --- which tests, in which order -------------------------------------------------------------------------------------
@@ -829,7 +842,11 @@ def run_mutants(
             for mutant in found
         ]
         for done, future in enumerate(concurrent.futures.as_completed(pending), start=1):
-            result = future.result()
+            try:
+                result = future.result()
+            except TestsDidNotRun:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
             tallies[result.mutant.path].results.append(result)
             why = f" by {result.failure}" if verbose and result.failure else ""
             runner.say(f"[{done:>4}/{total}] {result.status:<8} {result.mutant.label} ({result.seconds:.1f} s){why}")
@@ -882,15 +899,19 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     runner.say(f"mutation: {sum(map(len, mutants.values()))} mutants in {len(paths)} files, {runner.jobs} workers")
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
         runner.prepare(Path(temporary))
-        measured = run_baselines(runner, selections.values(), Path(temporary), args.timeout)
-        if measured is None:
+        try:
+            measured = run_baselines(runner, selections.values(), Path(temporary), args.timeout)
+            if measured is None:
+                return 2
+            durations, seconds = measured
+            plans = {
+                name: (fastest_first(modules, durations), args.timeout or 30 + 3 * seconds[modules])
+                for name, modules in selections.items()
+            }
+            tallies = run_mutants(runner, mutants, sources, plans, verbose=args.verbose)
+        except TestsDidNotRun as exc:
+            runner.say(f"mutation: {exc}\nmutation: stopped, no score: a mutant is killed only by a failing test")
             return 2
-        durations, seconds = measured
-        plans = {
-            name: (fastest_first(modules, durations), args.timeout or 30 + 3 * seconds[modules])
-            for name, modules in selections.items()
-        }
-        tallies = run_mutants(runner, mutants, sources, plans, verbose=args.verbose)
 
     report = format_report(
         list(tallies.values()),

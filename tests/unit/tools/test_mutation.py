@@ -203,6 +203,24 @@ def test_the_score_is_a_measurement_and_a_failing_baseline_measures_nothing(chec
     assert mutation.main([*common, "--files", "calc.py", "--tests", "test_calc.py"]) == 2
 
 
+def test_a_mutant_is_killed_by_a_failing_test_never_by_tests_that_could_not_run(checkout: Path, tmp_path: Path) -> None:
+    (checkout / "test_calc.py").write_text("def test_broken() -> None:\n    assert False\n", encoding="utf-8")
+    failed = mutation.run_tests(checkout, ["test_calc.py"], 60)
+    assert (failed.status, failed.failure) == (mutation.KILLED, "test_calc.py::test_broken")
+
+    (checkout / "test_calc.py").write_text("import no_such_module\n", encoding="utf-8")
+    uncollectable = mutation.run_tests(checkout, ["test_calc.py"], 60)
+    assert (uncollectable.status, uncollectable.failure) == (mutation.KILLED, "test_calc.py")
+
+    # pytest that cannot start at all, as when the virtual environment is rebuilt in the middle of a run.
+    (checkout / "pytest.ini").write_text("[pytest]\naddopts = -p no_such_plugin\n", encoding="utf-8")
+    with pytest.raises(mutation.TestsDidNotRun, match=r"the tests did not run \(exit \d+\)"):
+        mutation.run_tests(checkout, ["test_loop.py"], 60)
+    common = ["--root", str(checkout), "--report", str(tmp_path / "report.txt"), "--jobs", "1"]
+    assert mutation.main([*common, "--files", "loop.py", "--tests", "test_loop.py"]) == 2
+    assert not (tmp_path / "report.txt").exists()
+
+
 def test_the_copy_holds_what_git_sees_and_links_into_itself(checkout: Path, tmp_path: Path) -> None:
     files = mutation.checkout_files(checkout)
     copy = mutation.make_sandbox(checkout, files, tmp_path / "copy")
