@@ -111,3 +111,59 @@ def test_over_psrp_stdin_as_one_object_holding_both_lines_is_read_the_same() -> 
     )
     as_one = run_bootstrap(text, [stdin.decode("ascii")], host=fleet.hosts["ex01"], fleet=fleet, session=SESSION)
     assert as_one.outcome == as_lines.outcome and as_one.outcome.rc == 0
+
+
+def test_a_command_line_that_is_not_powershell_encodedcommand_is_refused_before_anything_runs() -> None:
+    result = run(["cmd.exe", "/c", "dir"], b"")
+    assert (result.rc, result.stdout, result.run) == (1, b"", None)
+    assert result.stderr.startswith(b"lab: refused: the lab runs only PowerShell -EncodedCommand")
+
+
+def _without_libraries(payload: dict[str, t.Any]) -> None:
+    del payload["libraries"]
+
+
+def _request_without_script(payload: dict[str, t.Any]) -> None:
+    del payload["scripts"][0]["script"]
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (_without_libraries, "no libraries on line 2"),
+        (_request_without_script, "no script in the request"),
+    ],
+    ids=["no libraries", "a request without its script"],
+)
+def test_a_payload_without_a_property_the_loader_reads_fails_with_property_not_found(
+    change: t.Callable[[dict[str, t.Any]], None], error: str
+) -> None:
+    words, stdin = seam_invocation({"action": "read"})
+    loader, payload, params = stdin.decode("ascii").splitlines()
+    document = json.loads(payload)
+    change(document)
+    result = run(words, f"{loader}\n{json.dumps(document)}\n{params}\n".encode("ascii"))
+    assert result.rc == 1 and result.stdout == b"" and result.run is not None and result.run.script is None
+    expected = f'<S S="Error">System.Management.Automation.PropertyNotFoundException: {error}'
+    assert expected.encode() in result.stderr
+
+
+def test_a_localized_error_record_travels_with_its_hresult_and_non_ascii_escaped() -> None:
+    script = load_host_script("kerberos_firewall")
+    command, stdin = build_invocation(SHELL, script, wire_params(script, {"enable": [], "create": []}))
+    fleet = load_fleet("contoso")
+    host = fleet.hosts["dc01"]
+    host.locale = "sv-SE"
+    assert host.firewall is not None
+    host.firewall.write_denied = True
+    words = command.split(" ")
+
+    result = run_command_line(words[0], words[1:], stdin, host=host, fleet=fleet, session=SESSION)
+
+    assert result.rc == 1 and result.stdout.isascii() and "\\u00c5tkomst nekad." in result.stdout.decode("ascii")
+    document = json.loads(result.stdout)
+    assert document["error"] == {
+        "type": "Microsoft.Management.Infrastructure.CimException",
+        "message": "Åtkomst nekad.",
+        "hresult": -2147024891,  # 0x80070005 E_ACCESSDENIED
+    }
