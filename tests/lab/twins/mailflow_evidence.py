@@ -21,6 +21,7 @@ from tests.lab.twins.receive_connectors import SETUP
 from tests.lab.windows import iso_time
 
 if t.TYPE_CHECKING:
+    from tests.lab.fleet import HostState
     from tests.lab.twins import Params, TwinContext
     from tests.lab.windows import Event
 
@@ -48,10 +49,7 @@ def run(context: TwinContext, params: Params) -> dict[str, t.Any]:
         },
         "exchange": None,
         "queues": [],
-        "events": [
-            _events(host.events.query(query["log"], provider=query["provider"]), query, since, samples)
-            for query in params["event_queries"]
-        ],
+        "events": [_events(host, query, since, samples) for query in params["event_queries"]],
         "protocol_log": None,
     }
     exchange = host.exchange
@@ -78,7 +76,23 @@ def run(context: TwinContext, params: Params) -> dict[str, t.Any]:
     return result
 
 
-def _events(found: list[Event], query: dict[str, t.Any], since: float, samples: int) -> dict[str, t.Any]:
+# What the script reads of each query. Ansible runs it under Set-StrictMode -Version Latest, where a property the
+# JSON object lacks is a PropertyNotFoundException, not $null.
+QUERY_PROPERTIES = ("key", "log", "provider", "ids", "levels", "field", "values")
+
+
+def _read_strictly(query: dict[str, t.Any]) -> None:
+    for name in QUERY_PROPERTIES:
+        if name not in query:
+            raise HostException(
+                "System.Management.Automation.PropertyNotFoundException",
+                f"The property '{name}' cannot be found on this object. Verify that the property exists.",
+            )
+
+
+def _events(host: HostState, query: dict[str, t.Any], since: float, samples: int) -> dict[str, t.Any]:
+    _read_strictly(query)
+    found: list[Event] = host.events.query(query["log"], provider=query["provider"])
     ids = {int(item) for item in query.get("ids") or []}
     levels = {int(item) for item in query.get("levels") or []}
     field = query.get("field")

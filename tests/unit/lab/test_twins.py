@@ -110,6 +110,27 @@ def test_an_event_query_with_levels_returns_only_events_of_those_levels() -> Non
     assert errors["count"] == 1 and [sample["level"] for sample in errors["samples"]] == [2]
 
 
+@pytest.mark.parametrize("missing", ["key", "log", "provider", "ids", "levels", "field", "values"])
+def test_an_event_query_without_a_property_the_script_reads_fails_as_under_strict_mode(missing: str) -> None:
+    # Ansible runs the script under Set-StrictMode -Version Latest: $Query.field of an object without it throws.
+    query: dict[str, t.Any] = {
+        "key": "q",
+        "log": APPLICATION,
+        "provider": "LabTest",
+        "ids": [],
+        "levels": [],
+        "field": None,
+        "values": [],
+    }
+    del query[missing]
+    with pytest.raises(HostException) as raised:
+        evidence(load_fleet("contoso"), since_seconds=3600, event_queries=[query])
+    assert (raised.value.error_type, raised.value.message) == (
+        "System.Management.Automation.PropertyNotFoundException",
+        f"The property '{missing}' cannot be found on this object. Verify that the property exists.",
+    )
+
+
 def test_the_protocol_log_counts_the_daily_files_written_to_since_the_window_opened() -> None:
     fleet = load_fleet("contoso")
     host = fleet.hosts["ex01"]
