@@ -26,6 +26,7 @@ from ansible_collections.mailflow.remediation.plugins.plugin_utils._x509 import 
     Link,
     best_path,
     check_one_chain,
+    cryptography_problem,
     issued_by,
     load_certificates,
     load_text,
@@ -168,6 +169,16 @@ def test_a_presented_chain_verifies_to_its_roots_and_names_the_missing_issuer(pk
     assert not other.ok and other.missing_issuer == cert(pki.root).subject
 
 
+def test_a_presented_chain_through_a_certificate_that_is_not_a_ca_does_not_verify(pki: Pki) -> None:
+    not_a_ca = issue("Test Server Acting As CA", pki.root, ca=False)
+    leaf = issue("relay.contoso.example", not_a_ca, ca=False)
+    verdict = verify_to_roots([cert(leaf), cert(not_a_ca)], [cert(pki.root)], now=utc_now())
+    assert (verdict.ok, verdict.reason) == (
+        False,
+        f"{cert(not_a_ca).subject} signs another certificate but is not a CA",
+    )
+
+
 def test_the_client_view_is_rfc_5280_path_validation(pki: Pki) -> None:
     now = utc_now()
     chain = [cert(pki.leaf), cert(pki.second), cert(pki.intermediate)]
@@ -234,3 +245,20 @@ def test_der_is_never_stripped_like_text() -> None:
     else:
         pytest.fail("no certificate ended in a whitespace byte")
     assert [item.sha256 for item in load_certificates(der, origin="x")] == [hashlib.sha256(der).hexdigest().upper()]
+
+
+@pytest.mark.parametrize(
+    ("version", "problem"),
+    [
+        ("43.0.0", None),
+        ("50.0.2", None),
+        ("42.0.8", "the Python library cryptography is version 42.0.8; 43.0 or newer is needed"),
+    ],
+)
+def test_cryptography_43_is_the_oldest_the_controller_accepts(
+    monkeypatch: pytest.MonkeyPatch, version: str, problem: str | None
+) -> None:
+    import cryptography
+
+    monkeypatch.setattr(cryptography, "__version__", version)
+    assert cryptography_problem() == problem
