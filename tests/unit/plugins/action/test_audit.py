@@ -176,11 +176,20 @@ def test_bad_input_for_any_check_fails_before_the_host_is_contacted(args: dict[s
     assert host.command_lines == []
 
 
-def test_a_host_in_no_group_is_audited_as_an_exchange_server() -> None:
+def test_a_host_in_no_group_is_audited_as_an_exchange_server_with_every_check_of_the_articles_for_one() -> None:
     host = emulate(load_fleet("contoso"), "ex01")
     action = action_for(Audit, "mailflow.remediation.audit", {**CREDENTIALS, "options": OPTIONS}, host)
     result = action.run(task_vars={"inventory_hostname": "ex01"})
-    assert list(result["checks"]) == [name for name, roles in CHECKS.items() if "exchange_server" in roles]
+    assert list(result["checks"]) == [
+        "w32time",
+        "spn",
+        "kerberos_ports",
+        "kerberos_logging",
+        "receive_connector_auth",
+        "intermediate_ca",
+        "smtp_tls_chain",
+        "mailflow_evidence",
+    ]
 
 
 def test_a_check_whose_read_runs_no_host_script_fails_the_audit_before_the_host_is_contacted(
