@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import multiprocessing
 import typing as t
 from pathlib import Path
@@ -222,6 +223,30 @@ def test_a_refusal_is_remembered_for_the_run_too(pki: Pki, tmp_path: Path) -> No
         with pytest.raises(CertificateError, match="is not a CA certificate"):
             bundles.validated_bundle(src=[str(path)], content=[], only_chain=True, cache_dir=tmp_path / "cache")
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize(
+    "stale",
+    [
+        {"version": 0},  # left by another version of the collection
+        {"key": "0" * 64},  # not this bundle's verdict
+        ["not", "a", "verdict"],
+    ],
+    ids=["another version", "another bundle", "not a verdict"],
+)
+def test_a_cached_verdict_that_is_not_this_versions_for_this_bundle_is_validated_again(
+    pki: Pki, tmp_path: Path, stale: t.Any
+) -> None:
+    path = tmp_path / "chain.pem"
+    path.write_bytes(pki.pem(pki.second, pki.intermediate))
+    cache = tmp_path / "cache"
+    first = bundles.validated_bundle(src=[str(path)], content=[], only_chain=True, cache_dir=cache)
+    [entry] = cache.glob("*.json")
+    # A verdict that would refuse the bundle, were it read.
+    verdict = {**json.loads(entry.read_text(encoding="utf-8")), "error": "refused", "certificates": []}
+    entry.write_text(json.dumps({**verdict, **stale} if isinstance(stale, dict) else stale), encoding="utf-8")
+    again = bundles.validated_bundle(src=[str(path)], content=[], only_chain=True, cache_dir=cache)
+    assert (again.validated, again.certificates) == (bundles.THIS_TASK, first.certificates)
 
 
 def test_der_is_never_stripped_like_text() -> None:
