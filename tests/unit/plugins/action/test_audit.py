@@ -154,6 +154,13 @@ def test_a_controller_check_that_fails_fails_only_its_own_entry_and_says_why() -
             "kerberos_logging, receive_connector_auth, intermediate_ca, smtp_tls_chain, mailflow_evidence",
         ),
         ({"options": {"w32time": ["a"]}}, "options: w32time: must be a dictionary of that module's options"),
+        ({"role": "mailbox"}, "value of role must be one of: auto, exchange_server, domain_controller, got: mailbox"),
+        (
+            # smtp_tls_chain runs on the controller, after the host's round trip: its options are validated before it.
+            {"options": {"smtp_tls_chain": {"port": "eighty"}}},
+            "mailflow.remediation.audit: smtp_tls_chain: argument 'port' is of type str and we were unable to convert "
+            "to int: \"'eighty'\" cannot be converted to an int",
+        ),
         (
             {"options": {"w32time": {"max_offset": -1}}},
             "mailflow.remediation.audit: w32time: max_offset: must be a number of seconds greater than 0, not -1",
@@ -166,4 +173,34 @@ def test_bad_input_for_any_check_fails_before_the_host_is_contacted(args: dict[s
     with pytest.raises(AnsibleActionFail) as raised:
         action.run(task_vars={"inventory_hostname": "ex01", "group_names": ["exchange_servers"]})
     assert raised.value.message == message
+    assert host.command_lines == []
+
+
+def test_a_host_in_no_group_is_audited_as_an_exchange_server_with_every_check_of_the_articles_for_one() -> None:
+    host = emulate(load_fleet("contoso"), "ex01")
+    action = action_for(Audit, "mailflow.remediation.audit", {**CREDENTIALS, "options": OPTIONS}, host)
+    result = action.run(task_vars={"inventory_hostname": "ex01"})
+    assert list(result["checks"]) == [
+        "w32time",
+        "spn",
+        "kerberos_ports",
+        "kerberos_logging",
+        "receive_connector_auth",
+        "intermediate_ca",
+        "smtp_tls_chain",
+        "mailflow_evidence",
+    ]
+
+
+def test_a_check_whose_read_runs_no_host_script_fails_the_audit_before_the_host_is_contacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The audit sends one script per check in its one round trip: a read that runs none (or more) is a bug it names.
+    w32time = importlib.import_module("ansible_collections.mailflow.remediation.plugins.action.w32time")
+    monkeypatch.setattr(w32time.ActionModule, "read_state", lambda _self, _params: {})
+    host = emulate(load_fleet("contoso"), "ex01")
+    action = action_for(Audit, "mailflow.remediation.audit", {**CREDENTIALS, "options": OPTIONS}, host)
+    with pytest.raises(AnsibleActionFail) as raised:
+        action.run(task_vars={"inventory_hostname": "ex01", "group_names": ["exchange_servers"]})
+    assert raised.value.message == "mailflow.remediation.audit: w32time: the check's read ran 0 host scripts, not one"
     assert host.command_lines == []

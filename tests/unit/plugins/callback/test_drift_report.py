@@ -197,3 +197,33 @@ def test_the_report_names_the_playbooks_run_by_file_and_only_those_with_a_file(
     callback.v2_playbook_on_start(SimpleNamespace(_file_name="playbooks/audit.yml"))
     callback.v2_runner_on_ok(Result("ex01", "mailflow.remediation.spn", {"changed": False}, check_mode=True))
     assert written(callback, tmp_path)["playbooks"] == ["audit.yml"]
+
+
+def test_an_unreachable_audit_is_unreachable_in_the_checks_its_task_named_only(
+    callback: CallbackModule, tmp_path: Path
+) -> None:
+    lost = Result("ex02", "mailflow.remediation.audit", {"unreachable": True, "msg": "refused"}, check_mode=True)
+    lost._task.args = {"checks": ["spn", "w32time"]}
+    callback.v2_runner_on_unreachable(lost)
+    assert [(item["host"], item["check"], item["status"]) for item in written(callback, tmp_path)["cells"]] == [
+        ("ex02", "w32time", "unreachable"),
+        ("ex02", "spn", "unreachable"),
+    ]
+
+
+def test_an_audit_that_lost_its_host_midway_keeps_the_verdicts_it_read(
+    callback: CallbackModule, tmp_path: Path
+) -> None:
+    partial = {
+        "unreachable": True,
+        "msg": "connection reset",
+        "checks": {"w32time": {"changed": False, "article": "KB 979174", "step": "1"}},
+    }
+    lost = Result("ex02", "mailflow.remediation.audit", partial, check_mode=True)
+    lost._task.args = {"checks": ["w32time", "spn"]}
+    callback.v2_runner_on_unreachable(lost)
+    cells = written(callback, tmp_path)["cells"]
+    assert [(item["check"], item["status"], item["msg"]) for item in cells] == [
+        ("w32time", "ok", ""),
+        ("spn", "unreachable", "connection reset"),
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import typing as t
 from pathlib import Path
 from xml.etree import ElementTree
@@ -281,3 +282,44 @@ def test_the_gate_names_each_finding_once_per_unreachable_host() -> None:
     ]
     assert len(gate_findings(contoso_like().document(), unfixable=False)) == len(found) - 1
     assert gate_findings(Report().document()) == []
+
+
+def test_an_audit_unreachable_without_a_message_says_unreachable_in_each_check_it_would_have_run() -> None:
+    report = Report()
+    report.add_result("dc02", AUDIT, {"unreachable": True}, check_mode=True, groups=["domain_controllers"])
+    cells = report.document()["cells"]
+    assert {(item["check"], item["status"], item["msg"]) for item in cells} == {
+        (check, "unreachable", "unreachable")
+        for check in ("w32time", "ad_replication", "kerberos_ports", "mailflow_evidence")
+    }
+
+
+def test_a_merge_names_each_report_it_took_with_its_title_time_and_number_of_hosts(tmp_path: Path) -> None:
+    whole = contoso_like()
+    slices = [Report(), Report()]
+    for report, host in zip(slices, ("dc01", "ex01"), strict=True):
+        for (cell_host, _check), item in whole.cells.items():
+            if cell_host == host:
+                report.add(item)
+    paths = []
+    for index, report in enumerate(slices):
+        document = report.document(generated=f"2024-05-0{index + 1}T00:00:00+00:00")
+        [path] = write(document, tmp_path / str(index), basename="slice", formats=["json"])
+        paths.append(path)
+    sources = merge([load(path) for path in paths]).document()["sources"]
+    title = Report().title
+    assert sources == [
+        {"title": title, "generated": "2024-05-01T00:00:00+00:00", "hosts": 1},
+        {"title": title, "generated": "2024-05-02T00:00:00+00:00", "hosts": 1},
+    ]
+
+
+def test_the_clock_chart_is_one_row_per_clock_high_with_its_axis_below_the_last_row() -> None:
+    page = render_html(contoso_like().document())
+    svg = re.search(r'<svg id="clock-chart"[^>]* height="([^"]+)"', page)
+    assert svg is not None
+    chart = page[svg.start() : page.index("</svg>", svg.start())]
+    # Two clocks (dc01, ex01), 22 px apart from y 30: 30 px above the first row, 30 below the last for the axis.
+    assert re.findall(r'<circle cx="[^"]+" cy="([^"]+)"', chart) == ["30", "52"]
+    assert svg.group(1) == "104"
+    assert '<line x1="170" y1="80" x2="670" y2="80" stroke="#888"/>' in chart

@@ -111,6 +111,16 @@ def test_clocks_that_no_measurement_links_are_judged_apart_and_said_so() -> None
     assert result["not_compared"] == ["dc09.contoso.example", "ex02"]
 
 
+def test_the_chart_places_the_clocks_of_the_largest_linked_group_around_its_reference() -> None:
+    # dc01, ex01 and ex03 are linked by measurements; ex02 and dc09 only to each other: the larger group is charted.
+    cells = [w32time("ex01", dc01=10.0), w32time("ex03", dc01=-20.0), w32time("ex02", dc09=-500.0)]
+    result = clock_spread(cells)
+    assert (result["reference"], result["clocks"]) == (
+        "dc01.contoso.example",
+        {"dc01.contoso.example": 0.0, "ex01": 10.0, "ex03": -20.0},
+    )
+
+
 def test_the_limit_is_the_callers() -> None:
     cells = [w32time("ex01", dc01=200.0), w32time("ex02", dc01=-200.0)]
     assert clock_spread(cells, limit=600)["status"] == "ok"
@@ -168,6 +178,12 @@ def spn(
             [spn("ex03", "dc03", {"SMTP/EX03": ["EX03$"]}, added={"EX03$": ["SMTP/EX03"]})],
             {},
             id="what a run would add is not there yet",
+        ),
+        pytest.param(
+            # Two owners after the run, but one of them only because the run would add it: no duplicate as found.
+            [spn("ex03", "dc03", {"SMTP/EX03": ["svc-old", "EX03$"]}, added={"EX03$": ["SMTP/EX03"]})],
+            {},
+            id="an owner a run would add does not make a duplicate yet",
         ),
         pytest.param(
             # ... and what it would remove is still there.

@@ -228,6 +228,18 @@ def test_a_host_exception_keeps_its_hresult_for_decisions_that_must_not_read_its
     assert (raised.value.error_type, raised.value.hresult) == ("System.UnauthorizedAccessException", -2147024891)
 
 
+@pytest.mark.parametrize("hresult", ["0x80070005", True, None, 1.5])
+def test_a_host_exception_whose_hresult_is_not_a_number_has_none(hresult: t.Any) -> None:
+    # Decisions compare the HRESULT with numbers: a string or a JSON boolean is not one, whatever the host sent.
+    stdout = RAISED.replace("-2147024891", json.dumps(hresult))
+    with pytest.raises(HostScriptRaised) as raised:
+        parse_script_output(SCRIPT, rc=1, stdout=stdout, stderr="")
+    assert (str(raised.value), raised.value.hresult) == (
+        "host script kerberos_log_level failed on the host: System.UnauthorizedAccessException: Åtkomst nekad.",
+        None,
+    )
+
+
 @pytest.mark.parametrize(
     "stdout",
     [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import multiprocessing
 import typing as t
 from pathlib import Path
@@ -26,6 +27,7 @@ from ansible_collections.mailflow.remediation.plugins.plugin_utils._x509 import 
     Link,
     best_path,
     check_one_chain,
+    cryptography_problem,
     issued_by,
     load_certificates,
     load_text,
@@ -168,6 +170,16 @@ def test_a_presented_chain_verifies_to_its_roots_and_names_the_missing_issuer(pk
     assert not other.ok and other.missing_issuer == cert(pki.root).subject
 
 
+def test_a_presented_chain_through_a_certificate_that_is_not_a_ca_does_not_verify(pki: Pki) -> None:
+    not_a_ca = issue("Test Server Acting As CA", pki.root, ca=False)
+    leaf = issue("relay.contoso.example", not_a_ca, ca=False)
+    verdict = verify_to_roots([cert(leaf), cert(not_a_ca)], [cert(pki.root)], now=utc_now())
+    assert (verdict.ok, verdict.reason) == (
+        False,
+        f"{cert(not_a_ca).subject} signs another certificate but is not a CA",
+    )
+
+
 def test_the_client_view_is_rfc_5280_path_validation(pki: Pki) -> None:
     now = utc_now()
     chain = [cert(pki.leaf), cert(pki.second), cert(pki.intermediate)]
@@ -213,6 +225,30 @@ def test_a_refusal_is_remembered_for_the_run_too(pki: Pki, tmp_path: Path) -> No
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1
 
 
+@pytest.mark.parametrize(
+    "stale",
+    [
+        {"version": 0},  # left by another version of the collection
+        {"key": "0" * 64},  # not this bundle's verdict
+        ["not", "a", "verdict"],
+    ],
+    ids=["another version", "another bundle", "not a verdict"],
+)
+def test_a_cached_verdict_that_is_not_this_versions_for_this_bundle_is_validated_again(
+    pki: Pki, tmp_path: Path, stale: t.Any
+) -> None:
+    path = tmp_path / "chain.pem"
+    path.write_bytes(pki.pem(pki.second, pki.intermediate))
+    cache = tmp_path / "cache"
+    first = bundles.validated_bundle(src=[str(path)], content=[], only_chain=True, cache_dir=cache)
+    [entry] = cache.glob("*.json")
+    # A verdict that would refuse the bundle, were it read.
+    verdict = {**json.loads(entry.read_text(encoding="utf-8")), "error": "refused", "certificates": []}
+    entry.write_text(json.dumps({**verdict, **stale} if isinstance(stale, dict) else stale), encoding="utf-8")
+    again = bundles.validated_bundle(src=[str(path)], content=[], only_chain=True, cache_dir=cache)
+    assert (again.validated, again.certificates) == (bundles.THIS_TASK, first.certificates)
+
+
 def test_der_is_never_stripped_like_text() -> None:
     # About one certificate in 40 ends in a byte that is whitespace in ASCII (its signature's last byte).
     key = ec.generate_private_key(ec.SECP256R1())
@@ -234,3 +270,20 @@ def test_der_is_never_stripped_like_text() -> None:
     else:
         pytest.fail("no certificate ended in a whitespace byte")
     assert [item.sha256 for item in load_certificates(der, origin="x")] == [hashlib.sha256(der).hexdigest().upper()]
+
+
+@pytest.mark.parametrize(
+    ("version", "problem"),
+    [
+        ("43.0.0", None),
+        ("50.0.2", None),
+        ("42.0.8", "the Python library cryptography is version 42.0.8; 43.0 or newer is needed"),
+    ],
+)
+def test_cryptography_43_is_the_oldest_the_controller_accepts(
+    monkeypatch: pytest.MonkeyPatch, version: str, problem: str | None
+) -> None:
+    import cryptography
+
+    monkeypatch.setattr(cryptography, "__version__", version)
+    assert cryptography_problem() == problem
