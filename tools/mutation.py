@@ -35,11 +35,12 @@ directory per worker, with the ``.collections`` link that `make setup` made, so 
 checkout; the working tree itself is never written. A worker writes the mutated file into its copy, runs the unit
 tests that exercise that file (``TEST_SELECTION``; fastest modules first, so that most mutants die in seconds) with
 ``pytest -x``, and puts the original back. A mutant is *killed* when the tests fail (pytest names a failed test or a
-module it could not collect), *survived* when they pass, *timeout* when they run past the limit (a mutant that hangs
-the tests is caught too). Score = (killed + timeout) / mutants. Before any mutant, each selection of tests must pass
-on the unmutated copy; otherwise there is nothing to measure and the exit code is 2. When pytest ends without
-passing and without naming a failure (a virtual environment rebuilt under the run, a missing interpreter), the run
-stops with exit code 2 rather than count every further mutant as killed. Nothing is cached between runs.
+module it could not collect, or the tests cannot start with the mutant but start without it: a conftest that imports
+it), *survived* when they pass, *timeout* when they run past the limit (a mutant that hangs the tests is caught too).
+Score = (killed + timeout) / mutants. Before any mutant, each selection of tests must pass on the unmutated copy;
+otherwise there is nothing to measure and the exit code is 2. When the tests cannot start even without the mutant
+(a virtual environment rebuilt under the run, a missing interpreter), the run stops with exit code 2 rather than
+count every further mutant as killed. Nothing is cached between runs.
 """
 
 from __future__ import annotations
@@ -87,8 +88,10 @@ REPORT = Path("build/mutation/report.txt")
 DOCUMENTATION_NAMES = frozenset({"DOCUMENTATION", "EXAMPLES", "RETURN", "__all__"})
 
 KILLED, SURVIVED, TIMEOUT = "killed", "survived", "timeout"
-# What pytest prints when a test failed or a module could not be collected (with -rfE): the only proof that a
-# mutant was killed by the tests rather than by a broken environment.
+# pytest ended without passing and without naming a failed test: the mutant may have stopped the tests from starting
+# (a conftest that imports it), or the environment is broken. Never a final status: the unmutated copy decides.
+NOT_RUN = "not run"
+# What pytest prints when a test failed or a module could not be collected (with -rfE).
 PYTEST_FAILED = re.compile(r"^(?:FAILED|ERROR) \S", re.MULTILINE)
 
 
@@ -625,9 +628,7 @@ def run_tests(sandbox: Path, modules: t.Sequence[str], timeout: float, extra: t.
             output = process.communicate()[0]
             return TestRun(TIMEOUT, time.monotonic() - started, output.decode("utf-8", "replace"), None)
     text = output.decode("utf-8", "replace")
-    if process.returncode != 0 and not PYTEST_FAILED.search(text):
-        raise TestsDidNotRun(f"the tests did not run (exit {process.returncode}):\n{text[-2000:]}")
-    status = SURVIVED if process.returncode == 0 else KILLED
+    status = SURVIVED if process.returncode == 0 else KILLED if PYTEST_FAILED.search(text) else NOT_RUN
     return TestRun(status, time.monotonic() - started, text, process.returncode)
 
 
@@ -767,6 +768,8 @@ class Runner:
             handle, name = tempfile.mkstemp(suffix=".xml", dir=junit_dir)
             os.close(handle)
             run = run_tests(sandbox, modules, timeout, extra=[f"--junitxml={name}"])
+            if run.status == NOT_RUN:
+                raise TestsDidNotRun(f"the tests did not run (exit {run.returncode}):\n{run.output[-2000:]}")
             return run, module_durations(Path(name), modules) if os.path.getsize(name) else {}
         finally:
             self._copies.put(sandbox)
@@ -778,6 +781,13 @@ class Runner:
         try:
             target.write_bytes(mutant.apply(source).encode("utf-8"))
             run = run_tests(sandbox, modules, timeout)
+            if run.status == NOT_RUN:
+                # The tests did not start. If they start without the mutant, the mutant stopped them (killed);
+                # if not, the environment is broken and no further mutant can be measured.
+                target.write_bytes(original)
+                if run_tests(sandbox, modules, timeout, extra=["--collect-only"]).status != SURVIVED:
+                    raise TestsDidNotRun(f"the tests did not run (exit {run.returncode}):\n{run.output[-2000:]}")
+                run = dataclasses.replace(run, status=KILLED)
         finally:
             target.write_bytes(original)
             self._copies.put(sandbox)

@@ -212,11 +212,25 @@ def test_a_mutant_is_killed_by_a_failing_test_never_by_tests_that_could_not_run(
     uncollectable = mutation.run_tests(checkout, ["test_calc.py"], 60)
     assert (uncollectable.status, uncollectable.failure) == (mutation.KILLED, "test_calc.py")
 
-    # pytest that cannot start at all, as when the virtual environment is rebuilt in the middle of a run.
-    (checkout / "pytest.ini").write_text("[pytest]\naddopts = -p no_such_plugin\n", encoding="utf-8")
-    with pytest.raises(mutation.TestsDidNotRun, match=r"the tests did not run \(exit \d+\)"):
-        mutation.run_tests(checkout, ["test_loop.py"], 60)
+    # A mutant that a conftest imports can stop the tests from starting at all: that is a kill too, since the
+    # unmutated copy starts.
+    (checkout / "names.py").write_text('SEPARATOR = "-" * 3\n', encoding="utf-8")
+    (checkout / "conftest.py").write_text("import names  # noqa: F401\n", encoding="utf-8")
+    (checkout / "test_names.py").write_text(
+        'from names import SEPARATOR\n\n\ndef test_separator() -> None:\n    assert SEPARATOR == "---"\n',
+        encoding="utf-8",
+    )
     common = ["--root", str(checkout), "--report", str(tmp_path / "report.txt"), "--jobs", "1"]
+    assert mutation.main([*common, "--files", "names.py", "--tests", "test_names.py", "--fail-under", "100"]) == 0
+    assert (
+        "names.py:1: arith '*' -> '/'"
+        not in (tmp_path / "report.txt").read_text(encoding="utf-8").split("Surviving mutants")[-1]
+    )
+
+    # pytest that cannot start at all, as when the virtual environment is rebuilt in the middle of a run: no score.
+    (tmp_path / "report.txt").unlink()
+    (checkout / "pytest.ini").write_text("[pytest]\naddopts = -p no_such_plugin\n", encoding="utf-8")
+    assert mutation.run_tests(checkout, ["test_loop.py"], 60).status == mutation.NOT_RUN
     assert mutation.main([*common, "--files", "loop.py", "--tests", "test_loop.py"]) == 2
     assert not (tmp_path / "report.txt").exists()
 

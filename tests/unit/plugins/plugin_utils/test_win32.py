@@ -28,7 +28,7 @@ NAMED = [
 ]
 
 
-@pytest.mark.parametrize(("code", "shown"), NAMED, ids=[shown for _, shown in NAMED])
+@pytest.mark.parametrize(("code", "shown"), NAMED, ids=[shown for _code, shown in NAMED])
 def test_each_common_code_is_shown_with_its_winerror_name(code: int, shown: str) -> None:
     assert win32_error(code) == shown
 
