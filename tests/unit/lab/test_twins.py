@@ -150,6 +150,26 @@ def test_the_protocol_log_counts_the_daily_files_written_to_since_the_window_ope
     assert [sample["data"] for sample in log["samples"]] == ["550 5.7.64 TenantAttribution"]
 
 
+def test_the_protocol_log_samples_are_the_newest_lines_first() -> None:
+    fleet = load_fleet("contoso")
+    host = fleet.hosts["ex01"]
+    exchange = host.exchange
+    assert exchange is not None
+    now = host.now()
+    exchange.send_protocol_log.clear()
+    for age_minutes in (30, 10, 20, 40):
+        exchange.log_send(
+            ProtocolLogLine(
+                now - age_minutes * 60, "Outbound to Office 365", "08DC", 1, "a", "b", "<", f"550 5.7.64 {age_minutes}"
+            )
+        )
+
+    log = evidence(fleet, since_seconds=3600, samples=2, protocol_log_status=["5.7.64"])["protocol_log"]
+
+    assert log["count"] == 4
+    assert [sample["data"] for sample in log["samples"]] == ["550 5.7.64 10", "550 5.7.64 20"]
+
+
 def test_a_receive_connector_exchange_cannot_find_fails_alone_with_management_object_not_found() -> None:
     fleet = load_fleet("contoso")
     changes = [{"identity": "EX01\\Nowhere", "auth_mechanism": None, "permission_groups": "ExchangeServers"}]
