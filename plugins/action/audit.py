@@ -18,7 +18,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.mailflow.remediation.plugins.plugin_utils._action_base import (
     DOMAIN_OPTIONS,
-    SUPPORTED_CONNECTIONS,
+    check_connection,
     domain_params,
 )
 from ansible_collections.mailflow.remediation.plugins.plugin_utils._checks import (
@@ -73,17 +73,7 @@ class ActionModule(ActionBase):
         for name, options in params["options"].items():
             if not isinstance(options, dict):
                 raise AnsibleActionFail(f"options: {name}: must be a dictionary of that module's options")
-        connection = str(getattr(self._connection, "transport", "") or "").rsplit(".", 1)[-1]
-        if connection not in SUPPORTED_CONNECTIONS:
-            raise AnsibleActionFail(
-                f"{fqcn} needs a winrm or psrp connection to a Windows host (ansible_connection: winrm or psrp); "
-                f"this task's connection is {connection or 'unknown'}"
-            )
-        if self._play_context.become:
-            raise AnsibleActionFail(
-                f"{fqcn} does not support become: its host scripts run as the connection's user, who needs local "
-                "administrator rights; remove become from the task"
-            )
+        check_connection(self)
 
         host = str(task_vars.get("inventory_hostname", "the host"))
         actions = {name: self._check_action(name, params, host) for name in checks}

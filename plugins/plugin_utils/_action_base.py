@@ -80,6 +80,22 @@ def domain_params(params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     return {name: params.get(name) for name in DOMAIN_OPTIONS}
 
 
+def check_connection(action: ActionBase) -> None:
+    """Host scripts are Windows PowerShell, sent through the winrm or psrp connection; refuse anything else."""
+    fqcn = action._task.resolved_action or action._task.action
+    connection = str(getattr(action._connection, "transport", "") or "").rsplit(".", 1)[-1]
+    if connection not in SUPPORTED_CONNECTIONS:
+        raise AnsibleActionFail(
+            f"{fqcn} needs a winrm or psrp connection to a Windows host (ansible_connection: winrm or psrp); "
+            f"this task's connection is {connection or 'unknown'}"
+        )
+    if action._play_context.become:
+        raise AnsibleActionFail(
+            f"{fqcn} does not support become: its host scripts run as the connection's user, who needs local "
+            "administrator rights; remove become from the task"
+        )
+
+
 class ArgumentSpec(t.TypedDict, total=False):
     argument_spec: dict[str, t.Any]
     mutually_exclusive: list[t.Sequence[str]]
@@ -260,16 +276,4 @@ class MailflowAction(ActionBase):
                 raise ArgumentError(name, f"must be a dictionary; {value!r} is neither JSON nor key=value") from None
 
     def _check_connection(self) -> None:
-        """Host scripts are Windows PowerShell, sent through the winrm or psrp connection; refuse anything else."""
-        fqcn = self._task.resolved_action or self._task.action
-        connection = str(getattr(self._connection, "transport", "") or "").rsplit(".", 1)[-1]
-        if connection not in SUPPORTED_CONNECTIONS:
-            raise AnsibleActionFail(
-                f"{fqcn} needs a winrm or psrp connection to a Windows host (ansible_connection: winrm or psrp); "
-                f"this task's connection is {connection or 'unknown'}"
-            )
-        if self._play_context.become:
-            raise AnsibleActionFail(
-                f"{fqcn} does not support become: its host scripts run as the connection's user, who needs local "
-                "administrator rights; remove become from the task"
-            )
+        check_connection(self)
