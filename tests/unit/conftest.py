@@ -73,6 +73,11 @@ def make_action(
     task.diff = True
     task.async_val = 0
     task.action = task.resolved_action = fqcn
+    return wire_action(action_class, task, host)
+
+
+def wire_action(action_class: type, task: t.Any, host: EmulatedHost) -> t.Any:
+    """An action plugin for ``task`` on a winrm connection whose commands the emulated host answers."""
     connection = MagicMock()
     connection.transport = "winrm"
     connection._shell = shell_loader.get("powershell")

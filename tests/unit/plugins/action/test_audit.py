@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import importlib
 import typing as t
-from unittest.mock import MagicMock
 
 import pytest
 from ansible.errors import AnsibleActionFail
-from ansible.playbook.play_context import PlayContext
 from ansible.playbook.task import Task
-from ansible.plugins.loader import shell_loader
 
 from ansible_collections.mailflow.remediation.plugins.action.audit import CHECKS, CONTROLLER_CHECKS
 from ansible_collections.mailflow.remediation.plugins.action.audit import ActionModule as Audit
 from tests.lab.fleet import Fleet, load_fleet
-from tests.unit.conftest import EmulatedHost
+from tests.unit.conftest import EmulatedHost, wire_action
 from tests.unit.plugins.action.fleet_hosts import emulate
 
 CREDENTIALS = {"domain_username": "CONTOSO\\ansible", "domain_password": "Lab-Passw0rd!"}
@@ -31,19 +28,7 @@ def action_for(action_class: type, fqcn: str, args: dict[str, t.Any], host: Emul
     task = Task.load({"action": fqcn, "args": args})
     task._resolved_action = fqcn
     task.check_mode = True
-    connection = MagicMock()
-    connection.transport = "winrm"
-    connection._shell = shell_loader.get("powershell")
-    action = action_class(
-        task=task,
-        connection=connection,
-        play_context=PlayContext(),
-        loader=MagicMock(),
-        templar=MagicMock(),
-        shared_loader_obj=MagicMock(),
-    )
-    action._low_level_execute_command = host.execute
-    return action
+    return wire_action(action_class, task, host)
 
 
 def task_vars(fleet: Fleet, name: str) -> dict[str, t.Any]:
